@@ -1,0 +1,104 @@
+#include "core/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace wush {
+
+static std::string tmp_sibling(const std::string& path) {
+  fs::path p(path);
+  std::random_device rd;
+  std::string name = ".wush-tmp-" + p.filename().string() + "-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(rd() % 1000000);
+  return (p.parent_path().empty() ? fs::path(name) : p.parent_path() / name).string();
+}
+
+void write_file_atomic(const std::string& path, const std::string& data) {
+  std::string tmp = tmp_sibling(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  WUSH_CHECK(fd >= 0, "%s: cannot create (%s)", path.c_str(), std::strerror(errno));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      WUSH_FAIL("%s: write failed (%s)", path.c_str(), std::strerror(e));
+    }
+    off += size_t(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    WUSH_FAIL("%s: rename failed (%s)", path.c_str(), std::strerror(e));
+  }
+}
+
+std::string read_file(const std::string& path) {
+  WUSH_CHECK(path_exists(path), "%s: no such file", path.c_str());
+  WUSH_CHECK(!is_directory(path), "%s: is a directory, expected a file", path.c_str());
+  std::ifstream f(path, std::ios::binary);
+  WUSH_CHECK(f.good(), "%s: cannot open", path.c_str());
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+bool path_exists(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec);
+}
+
+bool is_directory(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec);
+}
+
+AtomicDir::AtomicDir(const std::string& final_path, bool force)
+    : final_(final_path), tmp_(tmp_sibling(final_path)), force_(force) {
+  WUSH_CHECK(!final_path.empty(), "output directory: empty path");
+  WUSH_CHECK(force || !path_exists(final_path),
+             "%s: output already exists (pass --force to replace it)", final_path.c_str());
+  std::error_code ec;
+  fs::create_directories(tmp_, ec);
+  WUSH_CHECK(!ec, "%s: cannot create directory (%s)", tmp_.c_str(), ec.message().c_str());
+}
+
+AtomicDir::~AtomicDir() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+}
+
+void AtomicDir::commit() {
+  std::error_code ec;
+  std::string old;
+  if (path_exists(final_)) {
+    WUSH_CHECK(force_, "%s: output already exists (pass --force to replace it)", final_.c_str());
+    old = tmp_sibling(final_ + ".old");
+    fs::rename(final_, old, ec);
+    WUSH_CHECK(!ec, "%s: cannot move the old output away (%s)", final_.c_str(), ec.message().c_str());
+  }
+  fs::rename(tmp_, final_, ec);
+  WUSH_CHECK(!ec, "%s: cannot rename into place (%s)", final_.c_str(), ec.message().c_str());
+  committed_ = true;
+  if (!old.empty()) fs::remove_all(old, ec);
+}
+
+}  // namespace wush
