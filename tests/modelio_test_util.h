@@ -50,6 +50,7 @@ inline std::string safetensors_bytes(const std::string& header, const std::strin
 
 // Runs fn and expects a wush::Error whose one-line message contains every substring.
 inline void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  SCOPED_TRACE(parts.empty() ? std::string() : parts.back());
   try {
     fn();
     ADD_FAILURE() << "no wush::Error thrown";
