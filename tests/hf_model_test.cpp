@@ -343,3 +343,22 @@ TEST(HfModelTest, BrokenDirectories) {
   fs::remove(sharded + "/model-00002-of-00004.safetensors");
   expect_error([&] { load_hf_model(sharded); }, {"model.safetensors.index.json", "shard 'model-00002-of-00004.safetensors'", "does not exist"});
 }
+
+// What `wush convert` does after load_llama2c: a model whose source is a file, with a tokenizer
+// file elsewhere, is saved with that tokenizer copied as is and found again on load.
+TEST(HfModelTest, SavesForeignTokenizerFile) {
+  std::string src = data_path("models/tinystories656K"), tok = data_path("models/tok512.bin");
+  REQUIRE_DATA(tok);
+  TempDir tmp("hf_foreign_tok");
+  Model m = load_hf_model(src);
+  m.path = tmp / "model.bin";  // not a directory: no side files to copy
+  m.tokenizer_path = tok;
+  save_hf_model(m, tmp / "out", false);
+  EXPECT_FALSE(path_exists(tmp / "out/tokenizer.json"));
+  EXPECT_EQ(read_file(tmp / "out/tok512.bin"), read_file(tok));
+  EXPECT_EQ(load_hf_model(tmp / "out").tokenizer_path, tmp / "out/tok512.bin");
+  nlohmann::json cfg = load_json(tmp / "out/config.json");
+  EXPECT_EQ(cfg["architectures"][0], "LlamaForCausalLM");
+  EXPECT_EQ(cfg["torch_dtype"], "float32");
+  EXPECT_EQ(cfg["num_key_value_heads"], 4);
+}
