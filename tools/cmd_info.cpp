@@ -20,6 +20,14 @@ std::string shape_str(at::IntArrayRef s) {
   return r + "]";
 }
 
+// 15.7M, 8.03B
+std::string human_count(int64_t n) {
+  char buf[32];
+  if (n >= 1000000000) std::snprintf(buf, sizeof buf, "%.2fB", double(n) / 1e9);
+  else std::snprintf(buf, sizeof buf, "%.1fM", double(n) / 1e6);
+  return buf;
+}
+
 std::string group_digits(int64_t n) {
   std::string s = std::to_string(n), r;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -97,8 +105,8 @@ static wush::cli::Register reg(
                     j["rope_scaling"].get<std::string>().c_str(), c.rms_norm_eps, c.attention_bias ? "yes" : "no",
                     c.qk_norm ? "yes" : "no");
         std::printf("embeddings:   %s\n", c.tie_word_embeddings ? "tied" : "separate lm_head");
-        std::printf("parameters:   %s (%.1fM), %lld tensors, %s bytes, %s\n", group_digits(j["parameters"]).c_str(),
-                    j["parameters"].get<int64_t>() / 1e6, (long long)m.weights.size(),
+        std::printf("parameters:   %s (%s), %lld tensors, %s bytes, %s\n", group_digits(j["parameters"]).c_str(),
+                    human_count(j["parameters"]).c_str(), (long long)m.weights.size(),
                     group_digits(j["bytes"]).c_str(), c.dtype.c_str());
         std::printf("tokens:       bos %lld, eos %lld, tokenizer %s\n", (long long)c.bos_token_id,
                     (long long)c.eos_token_id, m.tokenizer_path.empty() ? "(none)" : m.tokenizer_path.c_str());
