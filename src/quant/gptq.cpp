@@ -57,7 +57,7 @@ GptqResult gptq(const at::Tensor& W_in, const at::Tensor& H_in, const GroupQuant
   at::Tensor hdiag = Hinv.diagonal().to(at::kCPU, at::kDouble).contiguous();
   const double* hd = hdiag.data_ptr<double>();
   at::Tensor loss = at::zeros({}, W.options());
-  at::Tensor scales;
+  at::Tensor scales, all_scales;
   for (int64_t i1 = 0; i1 < C; i1 += B) {
     int64_t i2 = std::min(i1 + B, C), n = i2 - i1;
     at::Tensor W1 = W.slice(1, i1, i2).clone();
@@ -65,7 +65,11 @@ GptqResult gptq(const at::Tensor& W_in, const at::Tensor& H_in, const GroupQuant
     at::Tensor Hinv1 = Hinv.slice(0, i1, i2).slice(1, i1, i2);
     for (int64_t i = 0; i < n; ++i) {
       // Group scales fixed at the group's first column, from the current (error-fed) values.
-      if ((i1 + i) % G == 0) scales = q.scales(W1.slice(1, i, i + G));
+      if ((i1 + i) % G == 0) {
+        scales = q.scales(W1.slice(1, i, i + G));
+        if (!all_scales.defined()) all_scales = at::zeros({W.size(0), C / G}, scales.options());
+        all_scales.select(1, (i1 + i) / G).copy_(scales);
+      }
       at::Tensor w = W1.select(1, i);
       double d = hd[i1 + i];
       at::Tensor qc = q.quantize(w, scales);
@@ -77,7 +81,7 @@ GptqResult gptq(const at::Tensor& W_in, const at::Tensor& H_in, const GroupQuant
     }
     if (i2 < C) W.slice(1, i2).sub_(E1.matmul(Hinv.slice(0, i1, i2).slice(1, i2)));
   }
-  return {Q, loss.item<double>()};
+  return {Q, all_scales, loss.item<double>()};
 }
 
 GptqResult gptq_babai(const at::Tensor& W_in, const at::Tensor& H_in, const GroupQuantizer& q,
@@ -94,12 +98,15 @@ GptqResult gptq_babai(const at::Tensor& W_in, const at::Tensor& H_in, const Grou
   at::Tensor udiag = U.diagonal().to(at::kCPU, at::kDouble).contiguous();
   const double* ud = udiag.data_ptr<double>();
   at::Tensor loss = at::zeros({}, W.options());
+  at::Tensor all_scales;
   for (int64_t j = C / G - 1; j >= 0; --j) {
     int64_t a = j * G, b = a + G;
     // Current error-fed values of the block: solve U_jj x_j = y_j (the later blocks are fixed).
     at::Tensor Ujj = U.slice(0, a, b).slice(1, a, b);
     at::Tensor xj = at::linalg_solve_triangular(Ujj, y.slice(0, a, b), /*upper=*/true);
     at::Tensor scales = q.scales(xj.t());
+    if (!all_scales.defined()) all_scales = at::zeros({W.size(0), C / G}, scales.options());
+    all_scales.select(1, j).copy_(scales);
     for (int64_t i = b - 1; i >= a; --i) {
       double uii = ud[i];
       at::Tensor target = y[i] / uii;
@@ -110,7 +117,7 @@ GptqResult gptq_babai(const at::Tensor& W_in, const at::Tensor& H_in, const Grou
       if (i > 0) y.slice(0, 0, i).sub_(U.slice(0, 0, i).select(1, i).unsqueeze(1) * xi.unsqueeze(0));
     }
   }
-  return {X.t().contiguous(), loss.item<double>()};
+  return {X.t().contiguous(), all_scales, loss.item<double>()};
 }
 
 }  // namespace wush

@@ -18,6 +18,7 @@ struct GptqOptions {
 
 struct GptqResult {
   at::Tensor wq;           // dequantized quantized weights [R, C]
+  at::Tensor scales;       // [R, C/G] the group scales the loop fixed (GroupQuantizer::scales values)
   double loss_proxy = 0;   // sum over columns of err^2 / d (GPTQ's own objective, for logs)
 };
 

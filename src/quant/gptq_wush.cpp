@@ -63,7 +63,8 @@ GptqWushResult gptq_wush_local(const at::Tensor& W_in, const at::Tensor& H_in, c
   const auto dt = at::kDouble;
   const int64_t R = W_in.size(0), C = W_in.size(1), G = q.group(), nb = C / G;
   at::Tensor dead;
-  at::Tensor Hd = damp_hessian(H_in.to(dt), opt.damp, &dead);
+  at::Tensor Hraw = H_in.to(dt);
+  at::Tensor Hd = damp_hessian(Hraw, opt.damp, &dead);
   at::Tensor W = W_in.to(dt).clone();
   W.index_put_({Slice(), dead}, 0);
   // Upper Cholesky of H^{-1} (GPTQ's Hinv): Hinv = Ui^T Ui; block j of GPTQ sees Hb = (Ui_jj^T Ui_jj)^{-1}.
@@ -77,7 +78,8 @@ GptqWushResult gptq_wush_local(const at::Tensor& W_in, const at::Tensor& H_in, c
   for (int64_t j = 0; j < nb; ++j) {
     const int64_t a = j * G, b = a + G;
     at::Tensor Wj = W.slice(1, a, b);
-    at::Tensor T = fit(Wj, Hd.slice(0, a, b).slice(1, a, b)).to(dt);  // error-fed weights, damped H_jj
+    // From the error-fed weights and H_jj; the fit damps H_jj itself (REFERENCE §2), once.
+    at::Tensor T = fit(Wj, Hraw.slice(0, a, b).slice(1, a, b)).to(dt);
     Ts[j].copy_(T);
     at::Tensor Uij = Ui.slice(0, a, b).slice(1, a, b);
     at::Tensor Hb = at::cholesky_inverse(Uij, /*upper=*/true);  // (Ui_jj^T Ui_jj)^{-1}
