@@ -159,14 +159,24 @@ TEST(TokenizerHf, ByteLevelToyVocab) {
 }
 
 TEST(TokenizerHf, UnsupportedComponentIsNamed) {
-  const std::string json = R"({"normalizer": {"type": "NFKC"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})";
+  const std::string json = R"({"normalizer": {"type": "BertNormalizer"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})";
   try {
     wush::parse_hf_tokenizer(json, "odd.json", "");
     FAIL() << "no throw";
   } catch (const wush::Error& e) {
     EXPECT_NE(std::string(e.what()).find("odd.json"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("normalizer 'NFKC'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("normalizer 'BertNormalizer'"), std::string::npos) << e.what();
   }
   EXPECT_THROW(wush::parse_hf_tokenizer(R"({"model": {"type": "Unigram", "vocab": []}})", "u.json", ""),
                wush::Error);
+}
+
+// NFC (Qwen's normalizer): "e" + U+0301 composes to U+00E9 before the BPE sees it.
+TEST(TokenizerHf, NfcNormalizer) {
+  const std::string json = R"({"normalizer": {"type": "NFC"},
+    "model": {"type": "BPE", "vocab": {"\u00e9": 0, "e": 1, "\u0301": 2, "x": 3}, "merges": []}})";
+  auto t = wush::parse_hf_tokenizer(json, "nfc.json", "");
+  EXPECT_EQ(t->encode("xe\u0301", false), (std::vector<int32_t>{3, 0}));
+  EXPECT_EQ(t->encode("x\u00e9", false), (std::vector<int32_t>{3, 0}));
+  EXPECT_EQ(t->decode({3, 1, 2}), "xe\u0301");
 }

@@ -1,5 +1,10 @@
 #include "model/hf_pipeline.h"
 
+#include <cctype>
+
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
+
 #include "core/error.h"
 #include "model/bpe.h"
 
@@ -43,6 +48,24 @@ std::string string_pattern(const json& p, const char* stage, const std::string& 
   return p.at("String").get<std::string>();
 }
 
+// Unicode normalization form `form` ("NFC", "NFD", "NFKC", "NFKD") of UTF-8 text, by ICU.
+std::string unicode_normalize(const std::string& s, const std::string& form) {
+  bool ascii = true;  // ASCII text is in every normalization form
+  for (unsigned char c : s) ascii = ascii && c < 0x80;
+  if (ascii) return s;
+  UErrorCode err = U_ZERO_ERROR;
+  const icu::Normalizer2* n = form == "NFC"    ? icu::Normalizer2::getNFCInstance(err)
+                              : form == "NFD"  ? icu::Normalizer2::getNFDInstance(err)
+                              : form == "NFKC" ? icu::Normalizer2::getNFKCInstance(err)
+                                               : icu::Normalizer2::getNFKDInstance(err);
+  WUSH_CHECK(U_SUCCESS(err), "ICU %s normalizer unavailable: %s", form.c_str(), u_errorName(err));
+  icu::UnicodeString out = n->normalize(icu::UnicodeString::fromUTF8(s), err);
+  WUSH_CHECK(U_SUCCESS(err), "ICU %s normalization failed: %s", form.c_str(), u_errorName(err));
+  std::string utf8;
+  out.toUTF8String(utf8);
+  return utf8;
+}
+
 const char* const kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
@@ -62,6 +85,8 @@ void HfNormalizer::add(const json& j, const std::string& origin) {
   } else if (type == "Replace") {
     steps_.push_back({Step::Replace, string_pattern(j.at("pattern"), "normalizer", origin),
                       j.at("content").get<std::string>()});
+  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    steps_.push_back({Step::Unicode, type, ""});
   } else {
     unsupported("normalizer", type, origin);
   }
@@ -72,6 +97,8 @@ std::string HfNormalizer::apply(const std::string& s) const {
   for (const Step& st : steps_) {
     if (st.kind == Step::Prepend) {
       if (!out.empty()) out = st.a + out;  // Prepend leaves an empty string empty
+    } else if (st.kind == Step::Unicode) {
+      out = unicode_normalize(out, st.a);
     } else {
       out = replace_all(out, st.a, st.b);
     }

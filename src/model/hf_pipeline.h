@@ -1,6 +1,6 @@
 // The text stages of a Hugging Face tokenizer.json around its BPE model: normalizer, pre-tokenizer
 // and decoder, each parsed from its JSON object ("Sequence" flattened into steps). Supported:
-//   normalizer:    Prepend, Replace (String pattern), Sequence
+//   normalizer:    Prepend, Replace (String pattern), NFC, NFD, NFKC, NFKD (ICU), Sequence
 //   pre_tokenizer: Split (Regex/String pattern; Isolated, Removed, MergedWithPrevious,
 //                  MergedWithNext), ByteLevel, Metaspace, Sequence
 //   decoder:       ByteLevel, Replace (String pattern), ByteFallback, Fuse, Strip, Metaspace, Sequence
@@ -23,8 +23,8 @@ class HfNormalizer {
 
  private:
   struct Step {
-    enum Kind { Prepend, Replace } kind;
-    std::string a, b;  // Prepend: a = prefix; Replace: a -> b
+    enum Kind { Prepend, Replace, Unicode } kind;
+    std::string a, b;  // Prepend: a = prefix; Replace: a -> b; Unicode: a = form ("NFC", ...)
   };
   void add(const nlohmann::json& j, const std::string& origin);
   std::vector<Step> steps_;
