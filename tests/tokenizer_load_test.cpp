@@ -32,6 +32,7 @@ std::string temp_file(const std::string& name, const std::string& data) {
 }  // namespace
 
 TEST(TokenizerLoad, DispatchesByPath) {
+  WUSH_TEST_NEEDS_SENTENCEPIECE();
   EXPECT_EQ(wush::load_tokenizer(data_path("models/gutenberg-llama-16M"))->kind(), "hf-bpe");  // json first
   EXPECT_EQ(wush::load_tokenizer(data_path("models/gutenberg-llama-16M/tokenizer.model"))->kind(), "sentencepiece");
   EXPECT_EQ(wush::load_tokenizer(data_path("tokenizers/llama3/tokenizer.json"))->kind(), "hf-bpe");
@@ -46,6 +47,7 @@ TEST(TokenizerLoad, DispatchesByPath) {
 }
 
 TEST(TokenizerLoad, BadFilesNameTheFile) {
+  WUSH_TEST_NEEDS_SENTENCEPIECE();
   const std::string shard = data_path("models/gutenberg-llama-16M/model-00003-of-00003.safetensors");
   std::string e = load_error(shard);
   EXPECT_NE(e.find(shard), std::string::npos) << e;

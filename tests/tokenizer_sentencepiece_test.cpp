@@ -19,6 +19,7 @@ const wush::Tokenizer& gutenberg_spm() {
 // reference_encodings.json "spm": SentencePiece ids without BOS; "<s>" is plain text there, as
 // SentencePiece never matches control symbols in the input.
 TEST(TokenizerSentencePiece, GutenbergMatchesReferenceEncodings) {
+  WUSH_TEST_NEEDS_SENTENCEPIECE();
   const auto ref = wush_test::load_json("tokenizers/reference_encodings.json");
   ASSERT_EQ(ref["spm"].size(), 14u);
   for (const auto& c : ref["spm"]) EXPECT_EQ(gutenberg_spm().encode(c["text"], false), ids_of(c["ids"])) << c["text"];
@@ -31,6 +32,7 @@ TEST(TokenizerSentencePiece, GutenbergMatchesReferenceEncodings) {
 }
 
 TEST(TokenizerSentencePiece, GutenbergReferenceFactsAndBos) {
+  WUSH_TEST_NEEDS_SENTENCEPIECE();
   const auto facts = wush_test::load_json("models/gutenberg-llama-16M/reference_facts.json");
   for (const auto& c : facts["tokenizer_tests"])
     EXPECT_EQ(gutenberg_spm().encode(c["text"], false), ids_of(c["ids"])) << c["text"];
@@ -47,6 +49,7 @@ TEST(TokenizerSentencePiece, GutenbergReferenceFactsAndBos) {
 
 // data/README.md: the tokenizer.json gives SentencePiece's ids on 200,000 characters.
 TEST(TokenizerSentencePiece, GutenbergJsonAgreesOn200000Chars) {
+  WUSH_TEST_NEEDS_SENTENCEPIECE();
   const std::string text =
       wush_test::first_chars(wush::read_file(data_path("text/gutenberg_eval.txt")), 200000);
   auto json = wush::load_tokenizer(data_path("models/gutenberg-llama-16M/tokenizer.json"));
@@ -59,6 +62,7 @@ TEST(TokenizerSentencePiece, GutenbergJsonAgreesOn200000Chars) {
 // Llama-2's published ids: BOS 1, EOS 2, "▁Hello" 15043, "▁world" 3186, "▁" 29871, and the
 // byte tokens <0x00>.. from id 3 (so "\n" = <0x0A> = 13).
 TEST(TokenizerSentencePiece, Llama2KnownIds) {
+  WUSH_TEST_NEEDS_SENTENCEPIECE();
   auto t = wush::load_tokenizer(data_path("models/llama2_tokenizer.model"));
   EXPECT_EQ(t->vocab_size(), 32000);
   EXPECT_EQ(t->bos_id(), 1);
@@ -73,6 +77,7 @@ TEST(TokenizerSentencePiece, Llama2KnownIds) {
 }
 
 TEST(TokenizerSentencePiece, DecodeInvertsEncode) {
+  WUSH_TEST_NEEDS_SENTENCEPIECE();
   auto llama2 = wush::load_tokenizer(data_path("models/llama2_tokenizer.model"));
   const std::vector<std::string> texts = {"Hello world", "naïve café — “quotes”", "日本語のテキスト 🙂👍",
                                           "Ελληνικά и кириллица\tmixed\n\nlines", "emoji 👩‍👩‍👧 zwj",

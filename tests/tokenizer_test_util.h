@@ -10,6 +10,13 @@
 #include "core/runtime.h"
 #include "model/tokenizer.h"
 
+// SentencePiece runs in a module loaded with RTLD_DEEPBIND, which AddressSanitizer refuses.
+#if defined(__SANITIZE_ADDRESS__)
+#define WUSH_TEST_NEEDS_SENTENCEPIECE() GTEST_SKIP() << "SentencePiece module unavailable under ASan"
+#else
+#define WUSH_TEST_NEEDS_SENTENCEPIECE() (void)0
+#endif
+
 namespace wush_test {
 
 inline std::string data_path(const std::string& rel) {

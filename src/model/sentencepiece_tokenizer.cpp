@@ -46,6 +46,12 @@ struct SpmModule {
  private:
   static SpmModule open() {
     const std::string name = "libwush_spm.so";
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan's dlopen interceptor refuses RTLD_DEEPBIND, and without it sentencepiece binds to
+    // libtorch's protobuf and fails its version check.
+    WUSH_FAIL("SentencePiece .model tokenizers are unavailable in AddressSanitizer builds "
+              "(RTLD_DEEPBIND is incompatible with ASan); use the model's tokenizer.json");
+#endif
     std::vector<std::string> candidates;
     std::string dir = executable_dir();
     if (!dir.empty()) candidates.push_back(dir + "/" + name);
