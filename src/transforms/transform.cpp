@@ -64,6 +64,9 @@ void Transform::fit(const FitInput& in0) {
   if (in.H.defined()) {
     in.H = in.H.to(dev, at::kDouble);
     check_finite(in.H, what, "H (activation second moment)");
+    WUSH_CHECK(in.H.diagonal().mean().item<double>() > 0,
+               "%s: H (activation second moment) is zero: no non-zero activations were collected",
+               w);
     in.H = pad_second_moment(in.H, Cp);
   }
   if (in.W.defined()) {

@@ -23,15 +23,17 @@ at::Tensor mT(const at::Tensor& x) { return x.transpose(-2, -1); }
 
 at::Tensor damped_upper_cholesky(const at::Tensor& H, bool do_damp, const std::string& what) {
   WUSH_CHECK(H.dim() == 2 && H.size(0) == H.size(1), "%s: H must be square", what.c_str());
-  at::Tensor M = do_damp ? damp(H) : H.clone();
   const double step = kDampFraction * H.diagonal().mean().item<double>();
+  WUSH_CHECK(step > 0, "%s: the second moment H has a zero (or negative) mean diagonal: no "
+             "non-zero activations were collected", what.c_str());
+  at::Tensor M = do_damp ? damp(H) : H.clone();
   for (int attempt = 0; attempt <= kMaxCholeskyRetries; ++attempt) {
     auto [L, info] = at::linalg_cholesky_ex(M, /*upper=*/false, /*check_errors=*/false);
     if (info.item<int64_t>() == 0) return mT(L).contiguous();
-    M.diagonal().add_(step > 0 ? step : 1.0);
+    M.diagonal().add_(step);
   }
   WUSH_FAIL("%s: the damped second moment H is not positive definite after %d retries of +1%% "
-            "mean(diag) (is H all zeros?)",
+            "mean(diag)",
             what.c_str(), kMaxCholeskyRetries);
 }
 
