@@ -1,5 +1,7 @@
 #include "transforms/block_linalg.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace wush {
@@ -22,7 +24,7 @@ at::Tensor diagonal_blocks(const at::Tensor& M, int64_t G) {
 at::Tensor column_blocks_t(const at::Tensor& W, int64_t G) {
   WUSH_ASSERT(W.dim() == 2 && W.size(1) % G == 0);
   const int64_t nb = W.size(1) / G;
-  return W.reshape({W.size(0), nb, G}).permute({1, 2, 0}).contiguous();
+  return W.reshape({W.size(0), nb, G}).permute({1, 2, 0});  // a view: bmm/solve take strides
 }
 
 at::Tensor pad_last(const at::Tensor& x, int64_t Cp) {
@@ -58,6 +60,9 @@ at::Tensor canonical_signs(const at::Tensor& V) {
 at::Tensor round_to_bf16(const at::Tensor& x) { return x.to(at::kBFloat16).to(x.scalar_type()); }
 
 void check_finite(const at::Tensor& t, const std::string& what, const char* tensor) {
+  // fast path: a sum propagates NaN and Inf (one pass, no bool temporary); only a sum that is
+  // not finite (or overflows) is checked element by element
+  if (std::isfinite(t.sum().item<double>())) return;
   WUSH_CHECK(at::isfinite(t).all().item<bool>(), "%s: %s contains NaN or Inf", what.c_str(),
              tensor);
 }

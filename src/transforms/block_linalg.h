@@ -15,7 +15,8 @@ at::Tensor damp(const at::Tensor& M, double fraction = kDampFraction);
 // The diagonal blocks of M [nb*G, nb*G] -> [nb, G, G] (a copy).
 at::Tensor diagonal_blocks(const at::Tensor& M, int64_t G);
 
-// Columns [jG, (j+1)G) of W [R, nb*G] as a batch of transposed blocks W_j^T -> [nb, G, R].
+// Columns [jG, (j+1)G) of W [R, nb*G] as a batch of transposed blocks W_j^T -> [nb, G, R]
+// (a strided view of W, no copy).
 at::Tensor column_blocks_t(const at::Tensor& W, int64_t G);
 
 // Zero-pads the last dimension of x from C to Cp.

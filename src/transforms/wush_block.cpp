@@ -29,7 +29,7 @@ at::Tensor damped_upper_cholesky(const at::Tensor& H, bool do_damp, const std::s
   at::Tensor M = do_damp ? damp(H) : H.clone();
   for (int attempt = 0; attempt <= kMaxCholeskyRetries; ++attempt) {
     auto [L, info] = at::linalg_cholesky_ex(M, /*upper=*/false, /*check_errors=*/false);
-    if (info.item<int64_t>() == 0) return mT(L).contiguous();
+    if (info.item<int64_t>() == 0) return mT(L);  // a view: no 128 MB transpose at C = 4096
     M.diagonal().add_(step);
   }
   WUSH_FAIL("%s: the damped second moment H is not positive definite after %d retries of +1%% "

@@ -18,7 +18,8 @@ struct WushBlockOptions {
   bool round_bf16 = true;  // round T_j to bf16 (§2 step 4 / step 6)
 };
 
-// Upper Cholesky factor U of H (+ damping): H_damped = U^T U, [C, C] fp64. If the factorization
+// Upper Cholesky factor U of H (+ damping): H_damped = U^T U, [C, C] fp64 (the transposed view
+// of the lower factor). If the factorization
 // fails, another 1% of mean(diag(H)) is added and it is retried, up to 100 times (§2 wush step 1);
 // then wush::Error naming `what`.
 at::Tensor damped_upper_cholesky(const at::Tensor& H, bool damp, const std::string& what);
