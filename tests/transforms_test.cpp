@@ -182,6 +182,24 @@ TEST(Transforms, WushBlockEqualsDirectFormula) {
   EXPECT_LT(rel_err(Tb, T), 1e-2);
 }
 
+// The per-block free functions reproduce the whole-layer fits block by block (the GPTQ entry
+// points), single [G, G] blocks included; bit for bit on the CPU (same LAPACK call per matrix).
+TEST(Transforms, BlockFunctionsMatchLayerFits) {
+  const int64_t G = 32, R = 64;
+  auto L = synthetic_layer(512, 96, R, 15);
+  auto wl = fitted("wush-local", L, G);
+  auto wu = fitted("wush", L, G);
+  at::Tensor U = damped_upper_cholesky(L.H, true, "t");
+  for (int64_t j = 0; j < 3; ++j) {
+    at::Tensor Wj = L.W.narrow(1, j * G, G);
+    at::Tensor Hjj = L.H.narrow(0, j * G, G).narrow(1, j * G, G);
+    EXPECT_TRUE(at::equal(wush_local_block_from_weight(Wj, Hjj), wl->blocks()[j])) << j;
+    at::Tensor Ujj = U.narrow(0, j * G, G).narrow(1, j * G, G);
+    at::Tensor T = wush_block(Ujj, at::matmul(Ujj, Wj.t()));
+    EXPECT_TRUE(at::equal(T, wu->blocks()[j])) << j;
+  }
+}
+
 TEST(Transforms, CanonicalSigns) {
   at::Tensor V = std::get<0>(at::linalg_qr(at::randn({5, 8, 8}, at::kDouble)));
   at::Tensor flips = at::where(at::randn({5, 1, 8}, at::kDouble) < 0, -1.0, 1.0).to(at::kDouble);

@@ -95,4 +95,11 @@ at::Tensor wush_local_block(const at::Tensor& Gw0, const at::Tensor& Gx0,
   return opt.round_bf16 ? round_to_bf16(T) : T;
 }
 
+at::Tensor wush_local_block_from_weight(const at::Tensor& Wj, const at::Tensor& Hjj,
+                                        const WushBlockOptions& opt, const std::string& what) {
+  WUSH_CHECK(Wj.dim() >= 2 && Wj.size(-2) > 0, "%s: Wj must be [..., R, G]", what.c_str());
+  const at::Tensor Gw = at::matmul(mT(Wj), Wj) / double(Wj.size(-2));
+  return wush_local_block(Gw, Hjj, opt, what);
+}
+
 }  // namespace wush

@@ -42,4 +42,11 @@ at::Tensor wush_local_block(const at::Tensor& Gw, const at::Tensor& Gx,
                             const WushBlockOptions& opt = {},
                             const std::string& what = "wush-local");
 
+// wush-local from the weight block itself: Wj [..., R, G], Hjj [..., G, G] (undamped; damped
+// here with opt.damp) -> wush_local_block(Wj^T Wj / R, Hjj). The shape GPTQ + wush-local
+// (quant/gptq_wush.h, WushLocalBlockFit) calls with the error-fed block.
+at::Tensor wush_local_block_from_weight(const at::Tensor& Wj, const at::Tensor& Hjj,
+                                        const WushBlockOptions& opt = {},
+                                        const std::string& what = "wush-local");
+
 }  // namespace wush
