@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "model/forward.h"
 #include "runtime_test_util.h"
 
@@ -16,7 +17,10 @@ namespace {
 
 // Tests run one thread each (CTest runs them in parallel).
 struct OneThread : ::testing::Environment {
-  void SetUp() override { init_threads(1); }
+  void SetUp() override {
+    init_threads(1);
+    set_progress_enabled(false);
+  }
 };
 [[maybe_unused]] auto* const kEnv = ::testing::AddGlobalTestEnvironment(new OneThread);
 
