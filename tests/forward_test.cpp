@@ -29,11 +29,11 @@ at::Tensor random_tokens(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
   return at::randint(vocab, {B, T}, gen, at::kLong);
 }
 
-void expect_block_matches_reference(const TinySpec& spec, const char* what) {
+void expect_block_matches_reference(const TinySpec& spec, const char* what, int64_t T = 11) {
   Model m = tiny_model(spec, 7);
   Transformer tf(m);
   at::Generator gen = at::detail::createCPUGenerator(3);
-  at::Tensor x = at::randn({1, 11, spec.hidden}, gen, at::kFloat);
+  at::Tensor x = at::randn({1, T, spec.hidden}, gen, at::kFloat);
   for (int64_t l = 0; l < spec.layers; ++l) {
     at::Tensor y = tf.block(l, x);
     Mat ref = block_ref(m, l, mat_of(x[0]));
@@ -44,6 +44,12 @@ void expect_block_matches_reference(const TinySpec& spec, const char* what) {
 }  // namespace
 
 TEST(Forward, LlamaGqaBlockMatchesFloat64Reference) { expect_block_matches_reference({}, "llama gqa"); }
+
+TEST(Forward, LongSequenceSpansSeveralQueryChunks) {
+  TinySpec s;
+  s.max_pos = 512;
+  expect_block_matches_reference(s, "300 positions = 3 query chunks", 300);
+}
 
 TEST(Forward, Qwen2BiasBlockMatchesFloat64Reference) {
   TinySpec s;
@@ -95,19 +101,21 @@ TEST(Forward, FullForwardEqualsEmbedBlocksHead) {
 }
 
 TEST(Forward, KvCacheLogitsEqualFullSequence) {
-  Model m = tiny_model({}, 11);
+  TinySpec s;
+  s.max_pos = 512;
+  Model m = tiny_model(s, 11);
   Transformer tf(m);
-  at::Tensor tok = random_tokens(2, 13, 32, 9);
+  at::Tensor tok = random_tokens(2, 300, 32, 9);
   at::Tensor full = tf.forward(tok);
-  KVCache cache = tf.new_cache(2, 20);
+  KVCache cache = tf.new_cache(2, 310);
   std::vector<at::Tensor> parts;
-  parts.push_back(tf.forward_cached(tok.narrow(1, 0, 5), cache));  // prefill
-  for (int64_t t = 5; t < 9; ++t) parts.push_back(tf.forward_cached(tok.narrow(1, t, 1), cache));
-  parts.push_back(tf.forward_cached(tok.narrow(1, 9, 4), cache));  // a chunk after the cache
-  EXPECT_EQ(cache.length, 13);
+  parts.push_back(tf.forward_cached(tok.narrow(1, 0, 150), cache));  // prefill, two query chunks
+  for (int64_t t = 150; t < 155; ++t) parts.push_back(tf.forward_cached(tok.narrow(1, t, 1), cache));
+  parts.push_back(tf.forward_cached(tok.narrow(1, 155, 145), cache));  // after the cache, two chunks
+  EXPECT_EQ(cache.length, 300);
   at::Tensor inc = at::cat(parts, 1);
   EXPECT_LT(((inc - full).abs().max() / full.abs().max()).item<double>(), 5e-6);
-  EXPECT_THROW(tf.forward_cached(tok.narrow(1, 0, 8), cache), Error);  // 13 + 8 > capacity 20
+  EXPECT_THROW(tf.forward_cached(tok.narrow(1, 0, 11), cache), Error);  // 300 + 11 > capacity 310
 }
 
 TEST(Forward, RightPaddedBatchIsExactBeforeThePadding) {

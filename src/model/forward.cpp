@@ -170,7 +170,6 @@ at::Tensor Transformer::block_at(int64_t l, const at::Tensor& h, int64_t pos0, K
   WUSH_CHECK(h.dim() == 3 && h.size(2) == cfg_.hidden_size, "forward: hidden states must be [B,T,%lld], got %s",
              (long long)cfg_.hidden_size, c10::str(h.sizes()).c_str());
   const int64_t B = h.size(0), T = h.size(1), nh = cfg_.num_heads, nkv = cfg_.num_kv_heads, hd = cfg_.head_dim;
-  const int64_t rep = nh / nkv;
 
   // Attention.
   at::Tensor x = rms_norm(h, weight(layer_name(l, "input_layernorm.weight")));
@@ -196,23 +195,34 @@ at::Tensor Transformer::block_at(int64_t l, const at::Tensor& h, int64_t pos0, K
     k = cache->k[size_t(l)].narrow(2, 0, pos0 + T);
     v = cache->v[size_t(l)].narrow(2, 0, pos0 + T);
   }
-  const int64_t S = k.size(2);
-  // GQA without copying K/V: the rep query heads of one KV head are stacked along time,
-  // [B, nkv, rep*T, hd] x [B, nkv, hd, S] (q is contiguous [B, nh, T, hd], so this is a view).
-  at::Tensor scores = at::matmul(q.reshape({B, nkv, rep * T, hd}), k.transpose(-1, -2));
-  scores.mul_(1.0 / std::sqrt(double(hd)));
-  if (T > 1) {  // query at position pos0+i sees keys 0..pos0+i
-    at::Tensor future = at::ones({T, S}, at::TensorOptions().dtype(at::kBool).device(device_)).triu(pos0 + 1);
-    scores.view({B, nkv, rep, T, S}).masked_fill_(future, -std::numeric_limits<double>::infinity());
-  }
-  at::Tensor probs = at::softmax(scores, -1, dtype_ == at::kDouble ? at::kDouble : at::kFloat).to(dtype_);
-  at::Tensor o = at::matmul(probs, v).view({B, nh, T, hd}).transpose(1, 2).reshape({B, T, nh * hd});
-  at::Tensor h1 = h + linear(l, 3, o, hk);
+  at::Tensor h1 = h + linear(l, 3, attention(q, k, v, pos0), hk);
 
   // SwiGLU MLP.
   x = rms_norm(h1, weight(layer_name(l, "post_attention_layernorm.weight")));
   at::Tensor g = linear(l, 4, x, hk), u = linear(l, 5, x, hk);
   return h1 + linear(l, 6, at::silu(g) * u, hk);
+}
+
+at::Tensor Transformer::attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t pos0) const {
+  const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hd = q.size(3), nkv = k.size(1), rep = nh / nkv;
+  const double scale = 1.0 / std::sqrt(double(hd));
+  // GQA without copying K/V: the rep query heads of one KV head are stacked along time,
+  // [B, nkv, rep*Tc, hd] x [B, nkv, hd, S].
+  at::Tensor qg = q.reshape({B, nkv, rep, T, hd});
+  std::vector<at::Tensor> outs;
+  for (int64_t t0 = 0; t0 < T; t0 += kQueryChunk) {
+    const int64_t tc = std::min(kQueryChunk, T - t0), S = pos0 + t0 + tc;  // the chunk's last query sees S keys
+    at::Tensor scores = at::matmul(qg.narrow(3, t0, tc).reshape({B, nkv, rep * tc, hd}), k.narrow(2, 0, S).transpose(-1, -2));
+    scores.mul_(scale);
+    if (tc > 1) {  // query t0+i (position pos0+t0+i) sees keys 0..pos0+t0+i
+      at::Tensor future = at::ones({tc, S}, at::TensorOptions().dtype(at::kBool).device(device_)).triu(pos0 + t0 + 1);
+      scores.view({B, nkv, rep, tc, S}).masked_fill_(future, -std::numeric_limits<double>::infinity());
+    }
+    at::Tensor probs = at::softmax(scores, -1, dtype_ == at::kDouble ? at::kDouble : at::kFloat).to(dtype_);
+    outs.push_back(at::matmul(probs, v.narrow(2, 0, S)).view({B, nkv, rep, tc, hd}));
+  }
+  at::Tensor o = outs.size() == 1 ? outs[0] : at::cat(outs, 3);
+  return o.reshape({B, nh, T, hd}).transpose(1, 2).reshape({B, T, nh * hd});
 }
 
 at::Tensor Transformer::head(const at::Tensor& h) {
