@@ -166,3 +166,18 @@ TEST(EvalCli, BadInputsGiveOneLineErrors) {
     EXPECT_NE(err.find(c.must_contain), std::string::npos) << err;
   }
 }
+
+// The README's reference fact, end to end (about 11 s on one idle core).
+TEST(EvalCli, FullTinyStoriesValidationMatchesLlama2cReference) {
+  std::string js = ::testing::TempDir() + "ts1000.json", out, err;
+  ASSERT_EQ(run_cli("-q --threads 1 eval --model " + data_path(kStories) + " --ppl " +
+                        data_path("text/tinystories_val_1000.txt") + " --ppl-mode stories --json " + js,
+                    &out, &err),
+            0)
+      << err;
+  const nlohmann::json j = nlohmann::json::parse(read_file(js));
+  const auto& r = j.at("ppl").at("tinystories_val_1000");
+  EXPECT_EQ(r.at("tokens").get<int64_t>(), 369992);
+  EXPECT_NEAR(r.at("nll").get<double>(), 1.513458, 1e-5);
+  EXPECT_NEAR(r.at("ppl").get<double>(), 4.54241, 1e-4);
+}
