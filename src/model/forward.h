@@ -37,7 +37,8 @@ struct KVCache {
 
 class Transformer {
  public:
-  // Copies the model's weights to `device` in `dtype` (at::kFloat or at::kBFloat16).
+  // The model's weights on `device` in `dtype` (at::kFloat or at::kBFloat16; at::kDouble for tests).
+  // Where device and dtype already match, the tensors share storage with `m` (never written in place).
   Transformer(const Model& m, at::Device device = at::kCPU, at::ScalarType dtype = at::kFloat);
 
   const ModelConfig& config() const { return cfg_; }
