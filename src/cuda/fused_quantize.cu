@@ -47,8 +47,8 @@ __global__ void __launch_bounds__(kThreads) fused_quantize_kernel(const KernelAr
 
   if constexpr (kTransform) {
     const int nmat = a.t_block_stride == 0 ? 1 : ng;
-    for (int idx = threadIdx.x; idx < nmat * G * G; idx += kThreads) {
-      const int g = idx / (G * G), r = idx % (G * G), i = r / G, k = r % G;
+    for (int idx = threadIdx.x; idx < nmat * G * G; idx += kThreads) {  // consecutive i: no bank conflicts
+      const int g = idx / (G * G), r = idx % (G * G), k = r / G, i = r % G;
       const float* Tj = a.T + ((k0 / G + g) * a.t_block_stride) * G * G;
       Ts[g * G * G + k * G + i] = Tj[i * G + k];
     }
@@ -56,14 +56,19 @@ __global__ void __launch_bounds__(kThreads) fused_quantize_kernel(const KernelAr
   }
 
   const bool want_operand = a.out.operand != nullptr;
+  const int64_t Mp = operand_rows(a.M);
   for (int tile = 0; tile < a.tiles_per_cta; ++tile) {
     const int64_t tok = (int64_t(blockIdx.x) * a.tiles_per_cta + tile) * kThreads + threadIdx.x;
-    if (tok >= a.M) break;
+    if (tok >= Mp) break;
+    if (tok >= a.M) {  // padding row of the operand: zeros
+      dev::zero_chunk_row<F == QFormat::NVFP4 ? 2 : 1>(a.out.operand, a.out.chunk_scales, tok, Mp, a.K, c, ng * G);
+      continue;
+    }
     const __nv_bfloat16* xr = a.x + tok * a.K + k0;
 
     dev::GroupCodes<G> stash[GPC];
     int E[GPC];
-    bool nonfinite = false, overflow = false;
+    unsigned nonfinite = 0, overflow = 0;  // groups, as the reference counts them
 #pragma unroll
     for (int g = 0; g < GPC; ++g) {
       if (g >= ng) break;
@@ -106,7 +111,7 @@ __global__ void __launch_bounds__(kThreads) fused_quantize_kernel(const KernelAr
       uint32_t abits = 0;
 #pragma unroll
       for (int i = 0; i < G; ++i) abits = max(abits, __float_as_uint(y[i]) & 0x7FFFFFFFu);
-      nonfinite |= abits >= 0x7F800000u;
+      nonfinite += abits >= 0x7F800000u;
       const float amax = __uint_as_float(abits);
       uint32_t scode;
       float s = 0.0f;  // NVFP4 decoded scale
@@ -115,7 +120,7 @@ __global__ void __launch_bounds__(kThreads) fused_quantize_kernel(const KernelAr
       for (int w = 0; w < G / 8; ++w) gc.w[w] = 0;
       if constexpr (F == QFormat::NVFP4) {
         const float t = (a.g * amax) / 6.0f;
-        overflow |= t > 448.0f;
+        overflow += t > 448.0f;
         scode = dev::e4m3_encode_sat(t);
         s = dev::e4m3_decode(scode);
         if (s != 0.0f) {
@@ -169,7 +174,7 @@ __global__ void __launch_bounds__(kThreads) fused_quantize_kernel(const KernelAr
           dev::store_fp8_group<F, G>(stash[g], emax - E[g], dst + g * G);
         }
       }
-      if (a.out.chunk_scales) a.out.chunk_scales[c * a.M + tok] = dev::pow2i(emax);
+      if (a.out.chunk_scales) a.out.chunk_scales[c * Mp + tok] = dev::pow2i(emax);
     }
     if (a.out.counters) {
       if (F != QFormat::NVFP4) dev::count_warp(span_exceeded, a.out.counters + kSpanExceeded);
@@ -215,9 +220,10 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   const int64_t nchunks = detail::ceil_div(K, detail::kChunk);
-  const int64_t tiles = detail::ceil_div(M, kThreads);
-  // Enough CTAs for ~8 per SM; beyond that, each CTA walks several token tiles (amortizes T).
-  const int64_t want_ctas = int64_t(sms) * 8;
+  const int64_t tiles = detail::ceil_div(operand_rows(M), kThreads);
+  // About 4 CTAs per SM (2 resident); beyond that, each CTA walks several token tiles, which
+  // amortizes its load of the chunk's matrices.
+  const int64_t want_ctas = int64_t(sms) * 4;
   int64_t tpc = std::max<int64_t>(1, (tiles * nchunks) / want_ctas);
   tpc = std::min<int64_t>(tpc, tiles);
   if (nchunks > 65535) return detail::fail(cudaErrorInvalidValue, "%s: K = %lld too large", fn, (long long)K);

@@ -51,9 +51,9 @@ float int4_decode(uint8_t c) { return float(int(c & 7) - int(c & 8)); }
 
 // FP8 E4M3 (bias 7, max 448, no inf): RNE with saturation to +-448.
 uint8_t e4m3_encode(float v) {
-  const uint8_t sign = (v < 0) ? 0x80 : 0;
+  const uint8_t sign = std::signbit(v) ? 0x80 : 0;
   const double a = std::fabs(double(v));
-  if (a == 0.0) return 0;
+  if (a == 0.0) return sign;
   uint8_t mag;
   if (a < std::ldexp(1.0, -6)) {                  // subnormal: steps of 2^-9
     mag = uint8_t(std::nearbyint(a * 512.0));       // 8 -> 0x08 = 2^-6, the first normal
@@ -66,7 +66,7 @@ uint8_t e4m3_encode(float v) {
     const int code = ((e + 7) << 3) | (int(mq) - 8);
     mag = uint8_t(code > 0x7E ? 0x7E : code);
   }
-  return mag == 0 ? 0 : uint8_t(sign | mag);
+  return uint8_t(sign | mag);  // a negative value that rounds to zero is -0 (0x80), as IEEE RNE
 }
 
 float e4m3_decode(uint8_t b) {
@@ -181,6 +181,15 @@ void row_operand(const QuantConfig& cfg, const uint8_t* codes, const uint8_t* sc
   }
 }
 
+// Rows rows..operand_rows(rows)-1 of the operand and chunk scales are zero.
+void zero_padding_rows(const QuantConfig& cfg, int64_t rows, int64_t K, void* operand, float* chunk_scales) {
+  const int64_t rp = operand_rows(rows), esz = cfg.format == QFormat::NVFP4 ? 2 : 1;
+  if (operand) std::memset(static_cast<uint8_t*>(operand) + rows * K * esz, 0, size_t((rp - rows) * K * esz));
+  if (chunk_scales)
+    for (int64_t c = 0; c * kChunk < K; ++c)
+      for (int64_t r = rows; r < rp; ++r) chunk_scales[c * rp + r] = 0.0f;
+}
+
 void pack_row(const uint8_t* codes, int64_t K, uint8_t* out) {
   for (int64_t k = 0; k < K; k += 2) out[k / 2] = uint8_t(codes[k] | (codes[k + 1] << 4));
 }
@@ -211,8 +220,10 @@ void fused_transform_quantize_ref(const uint16_t* x, int64_t M, int64_t K, const
     }
     if (out.codes) pack_row(codes.data(), K, out.codes + m * K / 2);
     if (out.scales) std::memcpy(out.scales + m * nb, scodes.data(), nb);
-    row_operand(cfg, codes.data(), scodes.data(), m, M, K, out.operand, out.chunk_scales, out.counters);
+    row_operand(cfg, codes.data(), scodes.data(), m, operand_rows(M), K, out.operand, out.chunk_scales,
+                out.counters);
   }
+  zero_padding_rows(cfg, M, K, out.operand, out.chunk_scales);
 }
 
 void prepare_weight_operand_ref(const uint8_t* codes, const uint8_t* scales, int64_t N, int64_t K,
@@ -222,8 +233,9 @@ void prepare_weight_operand_ref(const uint8_t* codes, const uint8_t* scales, int
   std::vector<uint8_t> unpacked(K);
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t k = 0; k < K; ++k) unpacked[k] = (codes[(n * K + k) / 2] >> (4 * (k & 1))) & 15;
-    row_operand(cfg, unpacked.data(), scales + n * (K / G), n, N, K, operand, chunk_scales, counters);
+    row_operand(cfg, unpacked.data(), scales + n * (K / G), n, operand_rows(N), K, operand, chunk_scales, counters);
   }
+  zero_padding_rows(cfg, N, K, operand, chunk_scales);
 }
 
 }  // namespace cuda

@@ -63,8 +63,9 @@ cudaError_t build(GemmPlan* p, OutType out_type) {
     WUSH_LT(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &scale_mode, sizeof(scale_mode)));
   }
   WUSH_LT(cublasLtMatrixLayoutCreate(&p->a, in_type, p->K, p->N, p->K));
-  WUSH_LT(cublasLtMatrixLayoutCreate(&p->b, in_type, p->K, p->M, p->K));
-  WUSH_LT(cublasLtMatrixLayoutCreate(&p->d, d_type, p->N, p->M, p->N));
+  const int64_t rows = gemm_out_rows(p->kind, p->M);
+  WUSH_LT(cublasLtMatrixLayoutCreate(&p->b, in_type, p->K, rows, p->K));
+  WUSH_LT(cublasLtMatrixLayoutCreate(&p->d, d_type, p->N, rows, p->N));
 
   if (cudaError_t e = detail::check_cuda(cudaMalloc(&p->workspace, kWorkspace), "gemm workspace")) return e;
   p->workspace_size = kWorkspace;
@@ -74,7 +75,13 @@ cudaError_t build(GemmPlan* p, OutType out_type) {
                                        sizeof(p->workspace_size));
   cublasLtMatmulHeuristicResult_t res{};
   int count = 0;
-  // Scale pointers are set per call (gemm_run); the heuristic only needs the modes.
+  // The heuristic rejects scale modes without scale pointers (CUBLAS_STATUS_INVALID_VALUE,
+  // seen on H100): set placeholders here; gemm_run sets the real ones.
+  if (scale_mode >= 0) {
+    const void* placeholder = p->workspace;
+    WUSH_LT(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &placeholder, sizeof(void*)));
+    WUSH_LT(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &placeholder, sizeof(void*)));
+  }
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(p->lt, p->op, p->a, p->b, p->d, p->d, pref, 1, &res, &count);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS) return lt_fail(st, "cublasLtMatmulAlgoGetHeuristic");

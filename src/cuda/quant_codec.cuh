@@ -111,11 +111,22 @@ __device__ __forceinline__ void store_bf16_group(const GroupCodes<G>& gc, float 
   }
 }
 
-// Counts lanes with `pred` set into *counter with one atomic per warp.
-__device__ __forceinline__ void count_warp(bool pred, unsigned long long* counter) {
+// A padding row's part of one chunk: `len` zero elements of ESZ bytes, chunk scale 0.
+template <int ESZ>
+__device__ __forceinline__ void zero_chunk_row(void* operand, float* chunk_scales, int64_t row, int64_t rows,
+                                               int64_t K, int64_t c, int len) {
+  if (operand) {
+    uint4* dst = reinterpret_cast<uint4*>(static_cast<uint8_t*>(operand) + (row * K + c * 128) * ESZ);
+    for (int v = 0; v < len * ESZ / 16; ++v) dst[v] = make_uint4(0, 0, 0, 0);
+  }
+  if (chunk_scales && ESZ == 1) chunk_scales[c * rows + row] = 0.0f;
+}
+
+// Adds the active lanes' counts to *counter with one atomic per warp.
+__device__ __forceinline__ void count_warp(unsigned count, unsigned long long* counter) {
   const unsigned mask = __activemask();
-  const unsigned ballot = __ballot_sync(mask, pred);
-  if (ballot && (threadIdx.x & 31) == __ffs(mask) - 1) atomicAdd(counter, (unsigned long long)__popc(ballot));
+  const unsigned sum = __reduce_add_sync(mask, count);
+  if (sum && (threadIdx.x & 31) == unsigned(__ffs(mask) - 1)) atomicAdd(counter, (unsigned long long)sum);
 }
 
 }  // namespace dev

@@ -19,9 +19,14 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int G = F == QFormat::NVFP4 ? 16 : 32;
   constexpr int GPC = kChunk / G;
   const int64_t n = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-  if (n >= N) return;
+  const int64_t Np = operand_rows(N);
+  if (n >= Np) return;
   const int64_t c = blockIdx.y, k0 = c * kChunk;
   const int ng = int((K - k0 < kChunk ? K - k0 : kChunk) / G);
+  if (n >= N) {  // padding row of the operand: zeros
+    dev::zero_chunk_row<F == QFormat::NVFP4 ? 2 : 1>(operand, chunk_scales, n, Np, K, c, ng * G);
+    return;
+  }
   const uint8_t* src = codes + (n * K + k0) / 2;
   const uint8_t* sc = scales + n * (K / G) + k0 / G;
 
@@ -59,7 +64,7 @@ __global__ void __launch_bounds__(kThreads)
         dev::store_fp8_group<F, G>(gc[g], emax - E[g], static_cast<uint8_t*>(operand) + n * K + k0 + g * G);
       }
     }
-    if (chunk_scales) chunk_scales[c * N + n] = dev::pow2i(emax);
+    if (chunk_scales) chunk_scales[c * Np + n] = dev::pow2i(emax);
     if (counters) dev::count_warp(emin != 1000 && emax - emin > (F == QFormat::MXINT4 ? 9 : 8),
                                   counters + kSpanExceeded);
   }
@@ -80,7 +85,7 @@ cudaError_t prepare_weight_operand_cuda(const uint8_t* codes, const uint8_t* sca
   if (chunk_scales && cfg.format == QFormat::NVFP4)
     return detail::fail(cudaErrorInvalidValue, "%s: nvfp4 has no chunk scales (its operand is bf16)", fn);
   if (N == 0) return cudaSuccess;
-  const dim3 grid(unsigned(detail::ceil_div(N, kThreads)), unsigned(detail::ceil_div(K, kChunk)));
+  const dim3 grid(unsigned(detail::ceil_div(operand_rows(N), kThreads)), unsigned(detail::ceil_div(K, kChunk)));
   switch (cfg.format) {
     case QFormat::MXFP4:
       weight_operand_kernel<QFormat::MXFP4><<<grid, kThreads, 0, stream>>>(codes, scales, N, K, operand, chunk_scales, counters);

@@ -15,11 +15,14 @@
 //           E2M1 codes are sign-magnitude (bit 3 = sign, never a negative zero);
 //           MXINT4 codes are two's complement int4.
 //   scales  uint8 [M, K/G]    E8M0 code (2^(code-127)) for MX formats, E4M3 bits for NVFP4.
-//   operand (the GEMM operand, §7)
-//           MX formats: FP8 E4M3 [M, K], element = q * 2^(E_g - E_max) where E_g is the
+//   operand (the GEMM operand, §7), Mp = operand_rows(M) = M rounded up to a multiple of 4 rows
+//           (cuBLASLt's VEC128_32F scales need 16-byte aligned rows of scales: measured on H100,
+//           cuBLAS 13.1, a VEC128 operand with M % 4 != 0 has no algorithm); rows M..Mp-1 are
+//           written as zeros (chunk scale 0).
+//           MX formats: FP8 E4M3 [Mp, K], element = q * 2^(E_g - E_max) where E_g is the
 //             group's scale exponent and E_max the largest one in its 128-wide chunk of K;
-//           chunk_scales fp32 [ceil(K/128), M] = 2^E_max, M contiguous (cuBLASLt VEC128_32F).
-//           NVFP4: bf16 [M, K], element = q * s (exact in bf16); no chunk scales.
+//           chunk_scales fp32 [ceil(K/128), Mp] = 2^E_max, rows contiguous (VEC128_32F layout).
+//           NVFP4: bf16 [Mp, K], element = q * s (exact in bf16); no chunk scales.
 //           The format's constant (1/3 per operand for the MXFP4 reference rule, 1/g for
 //           NVFP4) goes into the GEMM's alpha: gemm_alpha().
 //   counters uint64 [kNumCounters] on the device, accumulated (the caller zeroes them).
@@ -60,6 +63,8 @@ enum Counter : int {
 // Largest E_max - E_g for which q * 2^(E_g - E_max) is exact in E4M3: 8 for E2M1 elements
 // (0.5 * 2^-8 = 2^-9 is E4M3's smallest subnormal), 9 for int4 elements (integers, 1 * 2^-9).
 int exact_span(QFormat f);
+// Rows of an operand (and of its chunk scales) for `rows` tokens or weight rows: a multiple of 4.
+constexpr int64_t operand_rows(int64_t rows) { return (rows + 3) / 4 * 4; }
 
 // GEMM alpha for two operands of format f: (1/3)^2 for MXFP4, 1/g^2 for NVFP4, 1 otherwise.
 float gemm_alpha(const QuantConfig& cfg);
@@ -113,10 +118,13 @@ cudaError_t gemm_plan_create(GemmPlan** plan, GemmKind kind, int64_t M, int64_t 
                              float alpha, OutType out_type = OutType::BF16);
 void gemm_plan_destroy(GemmPlan* plan);
 // act/weight: the operands in the kind's layout; act_scales/weight_scales: chunk scales
-// (FP8_VEC128) or the swizzled block scales (NATIVE_*); nullptr for BF16. y: [M, N].
+// (FP8_VEC128) or the swizzled block scales (NATIVE_*); nullptr for BF16.
+// y: [gemm_out_rows(kind, M), N]: block-scaled kinds compute all operand_rows(M) rows (the
+// padded ones are zero), BF16 exactly M.
 cudaError_t gemm_run(const GemmPlan* plan, const void* act, const void* act_scales,
                      const void* weight, const void* weight_scales, void* y,
                      cudaStream_t stream);
+inline int64_t gemm_out_rows(GemmKind kind, int64_t M) { return kind == GemmKind::BF16 ? M : operand_rows(M); }
 // The kind a format runs on for this device (FP8_VEC128 or BF16 on Hopper).
 GemmKind gemm_kind_for(QFormat f, int device_major);
 

@@ -37,9 +37,9 @@ struct Case {
 void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outputs* ref) {
   const QuantConfig cfg{f, 10.0f};
   const int G = group_size(f);
-  const int64_t M = c.M, K = c.K, nb = K / G, nchunks = (K + 127) / 128;
+  const int64_t M = c.M, K = c.K, nb = K / G, nchunks = (K + 127) / 128, Mp = operand_rows(M);
   const bool mx = has_chunk_operand(f);
-  const size_t op_bytes = size_t(M * K * (mx ? 1 : 2));
+  const size_t op_bytes = size_t(Mp * K * (mx ? 1 : 2));  // padding rows included: must be zeros
   std::vector<uint16_t> x = random_x(M, K, c.dist, uint32_t(M * 131 + K + int(f)));
   std::vector<float> T;
   TransformSpec ts;
@@ -54,7 +54,7 @@ void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outp
     ts = TransformSpec{dT.p, tk == TKind::Hadamard ? 1 : nb};
   }
   DevBuf<uint8_t> codes(size_t(M * K / 2)), scales(size_t(M * nb)), operand(op_bytes);
-  DevBuf<float> chunk(size_t(M * nchunks));
+  DevBuf<float> chunk(size_t(Mp * nchunks));
   DevBuf<unsigned long long> counters(kNumCounters);
   codes.fill_bytes(poison);
   scales.fill_bytes(poison);
@@ -73,7 +73,7 @@ void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outp
   ref->codes.assign(gpu->codes.size(), 0);
   ref->scales.assign(gpu->scales.size(), 0);
   ref->operand.assign(op_bytes, 0);
-  ref->chunk.assign(mx ? size_t(M * nchunks) : 0, 0.f);
+  ref->chunk.assign(mx ? size_t(Mp * nchunks) : 0, 0.f);
   ref->counters.assign(kNumCounters, 0);
   TransformSpec hts{T.empty() ? nullptr : T.data(), ts.num_blocks};
   fused_transform_quantize_ref(x.data(), M, K, hts, cfg,

@@ -28,8 +28,8 @@ RefOut run_ref(const std::vector<float>& xs, int64_t M, int64_t K, QuantConfig c
   const int G = group_size(cfg.format);
   r.codes.resize(size_t(M * K / 2));
   r.scales.resize(size_t(M * K / G));
-  r.operand.resize(size_t(M * K * (cfg.format == QFormat::NVFP4 ? 2 : 1)));
-  r.chunk.resize(size_t(M * ((K + 127) / 128)));
+  r.operand.resize(size_t(operand_rows(M) * K * (cfg.format == QFormat::NVFP4 ? 2 : 1)));
+  r.chunk.resize(size_t(operand_rows(M) * ((K + 127) / 128)));
   QuantizeOutputs out{r.codes.data(), r.scales.data(), r.operand.data(),
                       has_chunk_operand(cfg.format) ? r.chunk.data() : nullptr, r.counters};
   fused_transform_quantize_ref(x.data(), M, K, TransformSpec{}, cfg, out);
