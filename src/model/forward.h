@@ -39,7 +39,10 @@ class Transformer {
  public:
   // The model's weights on `device` in `dtype` (at::kFloat or at::kBFloat16; at::kDouble for tests).
   // Where device and dtype already match, the tensors share storage with `m` (never written in place).
-  Transformer(const Model& m, at::Device device = at::kCPU, at::ScalarType dtype = at::kFloat);
+  // external_linears: the seven linears of each block may lack weights because a ForwardHooks::linear
+  // override computes them (quantized models); running such a block without the hook is an error.
+  Transformer(const Model& m, at::Device device = at::kCPU, at::ScalarType dtype = at::kFloat,
+              bool external_linears = false);
 
   const ModelConfig& config() const { return cfg_; }
   at::Device device() const { return device_; }
