@@ -146,6 +146,7 @@ std::pair<at::Tensor, at::Tensor> Transformer::rope_cos_sin(int64_t pos0, int64_
 }
 
 at::Tensor Transformer::linear(int64_t layer, int i, const at::Tensor& x, const ForwardHooks* hk) {
+  if (!hk && default_hooks_) hk = &*default_hooks_;
   const std::string& name = names_[size_t(layer)][size_t(i)];
   if (hk && hk->on_linear_input) hk->on_linear_input(name, x);
   if (hk && hk->linear) {

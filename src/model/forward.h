@@ -9,6 +9,7 @@
 #include <array>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,10 @@ class Transformer {
   // not change the head (set both), setting "lm_head.weight" unties them.
   void set_weight(const std::string& name, const at::Tensor& w);
 
+  // Hooks used whenever a call passes none (a quantized model installs its W4A4 linears here, so
+  // every evaluation path runs them); std::nullopt removes them.
+  void set_default_hooks(std::optional<ForwardHooks> hk) { default_hooks_ = std::move(hk); }
+
  private:
   at::Tensor block_at(int64_t layer, const at::Tensor& h, int64_t pos0, KVCache* cache, const ForwardHooks* hk);
   at::Tensor linear(int64_t layer, int i, const at::Tensor& x, const ForwardHooks* hk);
@@ -88,7 +93,8 @@ class Transformer {
   std::map<std::string, at::Tensor> w_;
   std::vector<std::array<std::string, 7>> names_;  // linear_prefix(layer, i)
   at::Tensor inv_freq_;                           // fp32 [head_dim/2] on device
-  at::Tensor cos_, sin_;                          // cached tables for positions 0..cached_len-1
+  at::Tensor cos_, sin_;
+  std::optional<ForwardHooks> default_hooks_;                          // cached tables for positions 0..cached_len-1
 };
 
 // HF's rope inverse frequencies with rope_scaling applied (_compute_default_rope_parameters,
