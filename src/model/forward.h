@@ -93,8 +93,8 @@ class Transformer {
   std::map<std::string, at::Tensor> w_;
   std::vector<std::array<std::string, 7>> names_;  // linear_prefix(layer, i)
   at::Tensor inv_freq_;                           // fp32 [head_dim/2] on device
-  at::Tensor cos_, sin_;
-  std::optional<ForwardHooks> default_hooks_;                          // cached tables for positions 0..cached_len-1
+  at::Tensor cos_, sin_;                          // cached tables for positions 0..cached_len-1
+  std::optional<ForwardHooks> default_hooks_;
 };
 
 // HF's rope inverse frequencies with rope_scaling applied (_compute_default_rope_parameters,
