@@ -11,16 +11,18 @@ namespace wush {
 
 ForwardHooks QuantizedModel::hooks() const {
   ForwardHooks h;
-  h.linear = [this](const std::string& name, const at::Tensor& x) -> at::Tensor {
-    auto it = linears.find(name);
-    if (it == linears.end()) return at::Tensor();
+  h.linear = [lin = linears](const std::string& name, const at::Tensor& x) -> at::Tensor {
+    auto it = lin->find(name);
+    if (it == lin->end()) return at::Tensor();
     return it->second.forward(x).to(x.scalar_type());
   };
   return h;
 }
 
 Transformer QuantizedModel::transformer(at::Device dev) const {
-  return Transformer(base, dev, at::kFloat, /*external_linears=*/true);
+  Transformer t(base, dev, at::kFloat, /*external_linears=*/true);
+  t.set_default_hooks(hooks());
+  return t;
 }
 
 static bool needs_calibration(const Recipe& r) {
@@ -78,19 +80,39 @@ QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const Qu
       if (m.has(p + ".bias")) in.bias = m.weight(p + ".bias");
       in.stats = calib ? &stats.at(alias.count(p) ? alias.at(p) : p) : nullptr;
       in.seed = opt.seed * 1000003ull + uint64_t(layer * 7 + i);
-      qm.linears.emplace(p, quantize_linear(in, r));
+      qm.linears->emplace(p, quantize_linear(in, r));
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ti).count();
       if (report) report->layers.push_back({{"name", p}, {"seconds", secs}});
     }
-    // Recompute the block's outputs with the quantized layers for the next block.
-    if (!h.empty() && layer + 1 < L) {
+    // Recompute the block's outputs with the quantized layers for the next block; on the way,
+    // each linear's own loss ||x W^T - Q(x)||^2 / numel on its (already quantized-upstream) inputs.
+    if (!h.empty() && (layer + 1 < L || report)) {
+      std::map<std::string, std::pair<double, double>> loss;  // name -> (sum sq, numel)
       ForwardHooks qh = qm.hooks();
-      for (auto& hb : h) hb = tf.block(layer, hb, &qh);
+      ForwardHooks lh;
+      lh.linear = [&](const std::string& name, const at::Tensor& x) -> at::Tensor {
+        at::Tensor y = qh.linear(name, x);
+        if (report) {
+          at::Tensor ref = at::linear(x, tf.weight(name + ".weight"),
+                                      tf.has_weight(name + ".bias") ? tf.weight(name + ".bias") : at::Tensor());
+          auto& acc = loss[name];
+          acc.first += (ref.to(at::kDouble) - y.to(at::kDouble)).pow(2).sum().item<double>();
+          acc.second += double(y.numel());
+        }
+        return y;
+      };
+      for (auto& hb : h) hb = tf.block(layer, hb, &lh);
+      if (report)
+        for (auto& e : report->layers)
+          if (loss.count(e["name"].get<std::string>())) {
+            auto& acc = loss[e["name"].get<std::string>()];
+            e["loss"] = acc.first / acc.second;
+          }
     }
     bar.update(layer + 1);
   }
   bar.finish();
-  for (auto& [p, q] : qm.linears) {
+  for (auto& [p, q] : *qm.linears) {
     qm.base.weights.erase(p + ".weight");
     qm.base.weights.erase(p + ".bias");
   }

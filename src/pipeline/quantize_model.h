@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -19,13 +20,14 @@ namespace wush {
 
 struct QuantizedModel {
   Model base;                                   // config + unquantized tensors (no linear weights)
-  std::map<std::string, QuantLinear> linears;   // by linear prefix
+  // By linear prefix; shared so that hooks() stays valid when the model is moved or copied.
+  std::shared_ptr<std::map<std::string, QuantLinear>> linears = std::make_shared<std::map<std::string, QuantLinear>>();
   Recipe recipe;
   nlohmann::json calibration;                   // what calibrated it (file, nsamples, seqlen, seed)
 
   // Hooks that route the seven linears of every block through the simulated W4A4 layers.
   ForwardHooks hooks() const;
-  // A Transformer over the base weights, ready to run with hooks().
+  // A Transformer over the base weights with hooks() installed as its default hooks.
   Transformer transformer(at::Device dev = at::kCPU) const;
 };
 
