@@ -43,6 +43,9 @@ QuantizedTensor quantize(const at::Tensor& x, Format f, const QuantOptions& opt 
 at::Tensor dequantize(const QuantizedTensor& q);  // float32, original shape
 // dequantize(quantize(x)) in one pass, bit-identical to it; float32, same shape as x.
 at::Tensor fake_quantize(const at::Tensor& x, Format f, const QuantOptions& opt = {});
+// The same, and *overflow_groups = the number of NVFP4 groups whose E4M3 scale saturated.
+at::Tensor fake_quantize(const at::Tensor& x, Format f, const QuantOptions& opt,
+                         int64_t* overflow_groups);
 
 // For GPTQ (scales fixed when a group starts): the stored group scales of x [R, G]
 // (one group per row) -> [R] float32, with opt's global scale rule; and element quantization of
