@@ -125,23 +125,28 @@ template <class T> struct E4M3PowerOfTwoQuant {
 };
 
 // ---- INT4 midrise (paper's INT4): q = clamp(floor(x / s), -8, 7), value (q + 1/2) s -------------------
+// floor(x / s) >= k  <=>  x >= k s, and k s, (k + 1/2) s are exact (s is a BF16 value, |k| <= 8): the
+// level is chosen by exact comparisons, no division. (A select between precomputed values keeps
+// the loop vectorizable: GCC does not if-convert "c - 1" arms under trapping math.)
 template <class T> struct MidriseInt4Quant {
-  T s = 0;
+  T thr[15];  // k s, k = -7..7
+  T lvl[16];  // (q + 1/2) s, q = -8..7
   MidriseInt4Quant() = default;
-  explicit MidriseInt4Quant(float s_) : s(s_) {}
-  T level(T x) const {
-    T y = x / s;
-    y = y < T(-8) ? T(-8) : y > T(7) ? T(7) : y;
-    T c = T(int(y));                // truncation ...
-    c = c > y ? c - T(1) : c;       // ... -> floor of the rounded quotient
-    // fl(x / s) may round up onto an integer: fix with exact products (s has 8 bits, |c| <= 8)
-    c = (x < c * s && c > T(-8)) ? c - T(1) : c;
-    c = (x >= (c + T(1)) * s && c < T(7)) ? c + T(1) : c;
-    return c;
+  explicit MidriseInt4Quant(float s) {
+    for (int k = -7; k <= 7; ++k) thr[k + 7] = T(k) * T(s);
+    for (int q = -8; q <= 7; ++q) lvl[q + 8] = (T(q) + T(0.5)) * T(s);
   }
-  T value(T x) const { return (level(x) + T(0.5)) * s; }
-  uint8_t code(T x) const { return int4_encode_ref(int(level(x))); }
-  T decode(uint8_t c) const { return (T(int4_decode_ref(c)) + T(0.5)) * s; }
+  T value(T x) const {
+    T v = lvl[0];
+    for (int k = 0; k < 15; ++k) v = x >= thr[k] ? lvl[k + 1] : v;
+    return v;
+  }
+  uint8_t code(T x) const {
+    int q = -8;
+    for (int k = 0; k < 15; ++k) q += x >= thr[k];
+    return int4_encode_ref(q);
+  }
+  T decode(uint8_t c) const { return lvl[int4_decode_ref(c) + 8]; }
 };
 
 // ---- INT8 on an FP32 scale s: q = clamp(RNE(x / s), -127, 127), value fl(q s) -------------------------
@@ -152,15 +157,18 @@ template <class T> struct Int8Quant {
   double level(T x) const {
     const double xd = double(x), sd = double(s);
     double y = xd / sd;
-    y = y < -128.0 ? -128.0 : y > 128.0 ? 128.0 : y;
+    y = y < -128.0 ? -128.0 : y;
+    y = y > 128.0 ? 128.0 : y;
     constexpr double magic = 1.5 * pow2(52);
     double r = (y + magic) - magic;
-    // y was rounded once: fix the decision with the exact half-way points (r +- 1/2) s (33 bits)
-    const double hi = (r + 0.5) * sd, lo = (r - 0.5) * sd;
-    const bool odd = std::fmod(r, 2.0) != 0;
-    if (xd > hi || (xd == hi && odd)) r += 1;
-    else if (xd < lo || (xd == lo && odd)) r -= 1;
-    return r < -127.0 ? -127.0 : r > 127.0 ? 127.0 : r;
+    // y was rounded once: fix the decision with the exact half-way points (r +- 1/2) s (33 bits);
+    // branch-free (& and |) so that the loop vectorizes
+    const double hi = (r + 0.5) * sd, lo = (r - 0.5) * sd, half = 0.5 * r;
+    const bool odd = ((half + magic) - magic) != half;
+    r = ((xd > hi) | ((xd == hi) & odd)) ? r + 1.0 : r;
+    r = ((xd < lo) | ((xd == lo) & odd)) ? r - 1.0 : r;
+    r = r < -127.0 ? -127.0 : r;
+    return r > 127.0 ? 127.0 : r;
   }
   T value(T x) const { return T(level(x) * double(s)); }
   uint8_t code(T x) const { return int8_encode_ref(int(level(x))); }
