@@ -153,10 +153,10 @@ WUSH_HD uint8_t e8m0_code_for(double amax, int offset) {
 }
 // Code of an exact power of two in [2^-127, 2^127]; anything else -> 255 (NaN).
 WUSH_HD uint8_t e8m0_encode_ref(float p) {
-  if (!(p > 0) || std::isinf(p)) return 255;
-  const int e = floor_log2(p);
-  if (e < -127 || e > 127 || std::ldexp(1.0, e) != double(p)) return 255;
-  return uint8_t(e + 127);
+  const uint32_t u = bits_of(p);
+  if (u == 0x00400000u) return 0;                         // 2^-127, the one subnormal scale
+  const uint32_t ef = u >> 23;                            // sign bit must be 0
+  return ((u & 0x7FFFFFu) == 0 && ef >= 1 && ef <= 254) ? uint8_t(ef) : uint8_t(255);
 }
 
 // ---- BF16 ---------------------------------------------------------------------------------------

@@ -218,9 +218,16 @@ template <class Rule> struct Kernels {
         note_min(j.bad_scale, gi);
         return;
       }
-      if (j.bits == 4)
-        for (int64_t i = 0; i < n; ++i) ys[i] = e.decode(uint8_t((in[i / 2] >> (4 * (i & 1))) & 0xF));
-      else
+      if (j.bits == 4) {  // the 16 values of this group, then a branch-free lookup per nibble
+        float dv[16];
+        for (int c = 0; c < 16; ++c) dv[c] = e.decode(uint8_t(c));
+        int64_t i = 0;
+        for (; i + 1 < n; i += 2) {
+          ys[i] = dv[in[i / 2] & 0xF];
+          ys[i + 1] = dv[in[i / 2] >> 4];
+        }
+        if (i < n) ys[i] = dv[in[i / 2] & 0xF];
+      } else
         for (int64_t i = 0; i < n; ++i) ys[i] = e.decode(in[i]);
     }
   }
