@@ -109,7 +109,9 @@ TEST(FormatsApi, NearestGridValueAndClipping) {
                 << t.name << " " << name << " x = " << xv << " y = " << yv;
           }
         }
-      if (t.id == Format::MXFP4) EXPECT_EQ(clipped, 0) << "the MXFP4 reference rule never clips";
+      if (t.id == Format::MXFP4) {
+        EXPECT_EQ(clipped, 0) << "the MXFP4 reference rule never clips";
+      }
     }
 }
 
@@ -200,10 +202,10 @@ TEST(FormatsApi, GptqScalesAgreeWithFakeQuantize) {
       EXPECT_TRUE(bit_equal(quantize_with_scales(w.select(1, c), s, t.id, g), want.select(1, c).contiguous()))
           << t.name;
     // scales that are not scales of the format are refused
-    if (t.scale == ScaleType::E8M0 || t.scale == ScaleType::E4M3)
-      EXPECT_NE(error_of([&] { quantize_with_scales(w, s * 1.1f + 1e-3f, t.id, g); }).find("not a valid"),
-                std::string::npos)
-          << t.name;
+    if (t.scale == ScaleType::E8M0 || t.scale == ScaleType::E4M3) {
+      const std::string e = error_of([&] { quantize_with_scales(w, s * 1.1f + 1e-3f, t.id, g); });
+      EXPECT_NE(e.find("not a valid"), std::string::npos) << t.name << ": " << e;
+    }
   }
 }
 
