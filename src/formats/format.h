@@ -39,6 +39,8 @@ struct QuantizedTensor {
   int64_t overflow_groups = 0;  // NVFP4 groups whose E4M3 scale saturated (reported, not silent)
 };
 
+// x: CPU, fp32 / bf16 / fp16 (computed in fp32; other floating types are converted to fp32), any
+// layout. NaN/Inf -> wush::Error naming opt.tensor_name and the index.
 QuantizedTensor quantize(const at::Tensor& x, Format f, const QuantOptions& opt = {});
 at::Tensor dequantize(const QuantizedTensor& q);  // float32, original shape
 // dequantize(quantize(x)) in one pass, bit-identical to it; float32, same shape as x.

@@ -9,6 +9,10 @@
 namespace wush {
 namespace {
 
+// Code widths of the table's element codecs (two 4-bit codes per byte, low nibble first).
+static_assert(E2M1::kBits == 4 && E4M3::kBits == 8, "element code widths");
+static_assert(rules::Nvfp4Rule::kScaleCodes == 0x7E + 1, "NVFP4 scale codes: E4M3 0 .. 448");
+
 template <class Rule> FormatOps row(const FormatTraits& t) {
   using K = kernels::Kernels<Rule>;
   FormatOps o;
