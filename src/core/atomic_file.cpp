@@ -25,28 +25,52 @@ static std::string tmp_sibling(const std::string& path) {
   return (p.parent_path().empty() ? fs::path(name) : p.parent_path() / name).string();
 }
 
-void write_file_atomic(const std::string& path, const std::string& data) {
-  std::string tmp = tmp_sibling(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  WUSH_CHECK(fd >= 0, "%s: cannot create (%s)", path.c_str(), std::strerror(errno));
+AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(tmp_sibling(path)) {
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  WUSH_CHECK(fd_ >= 0, "%s: cannot create (%s)", path.c_str(), std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  WUSH_ASSERT(fd_ >= 0);
+  const char* p = static_cast<const char*>(data);
   size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      WUSH_FAIL("%s: write failed (%s)", path.c_str(), std::strerror(e));
-    }
-    off += size_t(n);
+  while (off < n) {
+    ssize_t k = ::write(fd_, p + off, n - off);
+    if (k < 0 && errno == EINTR) continue;
+    WUSH_CHECK(k >= 0, "%s: write failed (%s)", path_.c_str(), std::strerror(errno));
+    off += size_t(k);
   }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    WUSH_FAIL("%s: rename failed (%s)", path.c_str(), std::strerror(e));
+  written_ += n;
+}
+
+void AtomicFile::commit() {
+  WUSH_ASSERT(fd_ >= 0);
+  bool synced = ::fsync(fd_) == 0;
+  int e = errno;
+  ::close(fd_);
+  fd_ = -1;
+  if (!synced) {
+    ::unlink(tmp_.c_str());
+    WUSH_FAIL("%s: fsync failed (%s)", path_.c_str(), std::strerror(e));
   }
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    e = errno;
+    ::unlink(tmp_.c_str());
+    WUSH_FAIL("%s: rename failed (%s)", path_.c_str(), std::strerror(e));
+  }
+}
+
+void write_file_atomic(const std::string& path, const std::string& data) {
+  AtomicFile f(path);
+  f.write(data);
+  f.commit();
 }
 
 std::string read_file(const std::string& path) {

@@ -9,6 +9,26 @@ namespace wush {
 // Write `data` to `path` atomically (temp file + fsync + rename).
 void write_file_atomic(const std::string& path, const std::string& data);
 
+// A file written in pieces under a temporary sibling name, fsynced and renamed to `path` by
+// commit(). Destroyed without commit(): the temporary file is removed. For outputs too large to
+// assemble in memory (safetensors shards).
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::string& path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  void write(const void* data, size_t n);
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  size_t bytes_written() const { return written_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1;
+  size_t written_ = 0;
+};
+
 // Read a whole file; throws wush::Error naming the path on failure.
 std::string read_file(const std::string& path);
 

@@ -5,7 +5,8 @@
 namespace wush {
 
 // libtorch's OpenMP pool starts with one thread on our machines: set it explicitly.
-// n <= 0 means "all hardware cores". Returns the number in use.
+// n <= 0 means "all hardware cores". Returns the number in use. Also pins OpenBLAS to one thread
+// (its pool fights OpenMP's) and raises glibc's mmap/trim thresholds (see runtime.cpp).
 int init_threads(int n);
 
 // The data directory (models, texts, tasks): $WUSH_DATA, else ../shared/data next to the source

@@ -55,6 +55,11 @@ at::Tensor fake_quantize(const at::Tensor& x, Format f, const QuantOptions& opt,
 at::Tensor group_scales(const at::Tensor& x, Format f, float global_scale = 1.0f);
 at::Tensor quantize_with_scales(const at::Tensor& x, const at::Tensor& scales, Format f,
                                 float global_scale = 1.0f);
+// Encode x [R, K] (K a multiple of G) against given group scales [R, K/G] (the values
+// group_scales returned, e.g. the scales GPTQ fixed) -> a QuantizedTensor holding exactly those
+// scales; x is rounded with quantize_with_scales' rule, so dequantize() returns that rounding.
+QuantizedTensor encode_with_scales(const at::Tensor& x, const at::Tensor& scales, Format f,
+                                   float global_scale = 1.0f, const QuantOptions& opt = {});
 // The NVFP4 global scale g for a tensor under opt (1 for other formats).
 float global_scale_for(const at::Tensor& x, Format f, const QuantOptions& opt = {});
 

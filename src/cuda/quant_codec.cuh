@@ -1,0 +1,134 @@
+// Device codecs of the formats (REFERENCE.md §1) and the FP8 chunk operand (§7), shared by the
+// fused quantizer and the weight preparation. Operation order matches fused_quantize_ref.cpp.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "cuda/wush_cuda.h"
+
+namespace wush {
+namespace cuda {
+namespace dev {
+
+// Exact 2^e for e >= -149 (subnormals included), 0 below; e <= 127.
+__device__ __forceinline__ float pow2i(int e) {
+  if (e >= -126) return __int_as_float((e + 127) << 23);
+  if (e >= -149) return __int_as_float(1 << (e + 149));
+  return 0.0f;
+}
+
+// floor(log2 a) + offset, clamped to E8M0's exponents [-127, 127]; a >= 0 given as its bits.
+// A zero or subnormal a has exponent field 0 -> -127 - ... -> clamped to -127.
+__device__ __forceinline__ int e8m0_exponent(uint32_t abits, int offset) {
+  const int e = int(abits >> 23) - 127 + offset;
+  return max(-127, min(127, e));
+}
+
+// RNE to E2M1 magnitude with saturation at 6, sign in bit 3, zero always code 0.
+// Thresholds are the midpoints of the grid {0, .5, 1, 1.5, 2, 3, 4, 6}; '>=' where the upper
+// neighbour has the even mantissa, '>' where the lower one has it.
+__device__ __forceinline__ uint32_t e2m1_encode(float v) {
+  const float a = fabsf(v);
+  const uint32_t m = (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) +
+                     (a >= 3.5f) + (a > 5.0f);
+  return m | ((v < 0.0f && m != 0) ? 8u : 0u);
+}
+
+// E2M1 code -> value: magnitudes 0, .5, 1, 1.5 are code/2; from code 4 on, 2^(c/2 - 1) (1 + (c&1)/2).
+__device__ __forceinline__ float e2m1_decode(uint32_t c) {
+  const uint32_t m = c & 7u;
+  const float a = m < 4 ? 0.5f * float(m) : __int_as_float(((m >> 1) + 126u) << 23 | (m & 1u) << 22);
+  return (c & 8u) ? -a : a;
+}
+
+__device__ __forceinline__ float int4_decode(uint32_t c) { return float(int(c & 7u) - int(c & 8u)); }
+
+template <QFormat F>
+__device__ __forceinline__ float decode_elem(uint32_t c) {
+  if constexpr (F == QFormat::MXINT4) return int4_decode(c);
+  else return e2m1_decode(c);
+}
+
+__device__ __forceinline__ uint32_t e4m3_encode_sat(float v) {
+  return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+}
+__device__ __forceinline__ float e4m3_decode(uint32_t b) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(__nv_fp8_storage_t(b), __NV_E4M3)));
+}
+
+// Packs 8 consecutive codes (4 bits each) of a group into one word: element 2i in the low nibble
+// of byte i (the layout of `codes`).
+template <int G>
+struct GroupCodes {
+  uint32_t w[G / 8];
+  __device__ __forceinline__ uint32_t get(int i) const { return (w[i >> 3] >> (4 * (i & 7))) & 15u; }
+  __device__ __forceinline__ bool nonzero() const {
+    uint32_t any = 0;
+#pragma unroll
+    for (int i = 0; i < G / 8; ++i) any |= w[i];
+    return any != 0;  // codes are canonical: a zero element is code 0 in every format
+  }
+};
+
+// The FP8 operand of one group inside its chunk: q * 2^(E_g - E_max), 16 bytes per 16 elements.
+template <QFormat F, int G>
+__device__ __forceinline__ void store_fp8_group(const GroupCodes<G>& gc, int d, uint8_t* dst) {
+  const float f = pow2i(-d);
+#pragma unroll
+  for (int v = 0; v < G / 16; ++v) {
+    uint32_t word[4];
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const int i = v * 16 + w * 4;
+      const uint32_t lo = __nv_cvt_float2_to_fp8x2(
+          make_float2(decode_elem<F>(gc.get(i)) * f, decode_elem<F>(gc.get(i + 1)) * f),
+          __NV_SATFINITE, __NV_E4M3);
+      const uint32_t hi = __nv_cvt_float2_to_fp8x2(
+          make_float2(decode_elem<F>(gc.get(i + 2)) * f, decode_elem<F>(gc.get(i + 3)) * f),
+          __NV_SATFINITE, __NV_E4M3);
+      word[w] = (lo & 0xFFFFu) | (hi << 16);
+    }
+    *reinterpret_cast<uint4*>(dst + v * 16) = make_uint4(word[0], word[1], word[2], word[3]);
+  }
+}
+
+// NVFP4's bf16 operand of one group: q * s, exact in bf16 (2 + 4 significant bits).
+template <int G>
+__device__ __forceinline__ void store_bf16_group(const GroupCodes<G>& gc, float s, __nv_bfloat16* dst) {
+#pragma unroll
+  for (int v = 0; v < G / 8; ++v) {
+    uint32_t word[4];
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const int i = v * 8 + w * 2;
+      __nv_bfloat162 p = __floats2bfloat162_rn(e2m1_decode(gc.get(i)) * s, e2m1_decode(gc.get(i + 1)) * s);
+      word[w] = *reinterpret_cast<uint32_t*>(&p);
+    }
+    *reinterpret_cast<uint4*>(dst + v * 8) = make_uint4(word[0], word[1], word[2], word[3]);
+  }
+}
+
+// A padding row's part of one chunk: `len` zero elements of ESZ bytes, chunk scale 0.
+template <int ESZ>
+__device__ __forceinline__ void zero_chunk_row(void* operand, float* chunk_scales, int64_t row, int64_t rows,
+                                               int64_t K, int64_t c, int len) {
+  if (operand) {
+    uint4* dst = reinterpret_cast<uint4*>(static_cast<uint8_t*>(operand) + (row * K + c * 128) * ESZ);
+    for (int v = 0; v < len * ESZ / 16; ++v) dst[v] = make_uint4(0, 0, 0, 0);
+  }
+  if (chunk_scales && ESZ == 1) chunk_scales[c * rows + row] = 0.0f;
+}
+
+// Adds the active lanes' counts to *counter with one atomic per warp.
+__device__ __forceinline__ void count_warp(unsigned count, unsigned long long* counter) {
+  const unsigned mask = __activemask();
+  const unsigned sum = __reduce_add_sync(mask, count);
+  if (sum && (threadIdx.x & 31) == unsigned(__ffs(mask) - 1)) atomicAdd(counter, (unsigned long long)sum);
+}
+
+}  // namespace dev
+}  // namespace cuda
+}  // namespace wush

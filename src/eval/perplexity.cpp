@@ -1,0 +1,145 @@
+// Perplexity, REFERENCE.md §6. PPL = exp(total NLL / scored tokens).
+#include "eval/perplexity.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace wush {
+
+namespace {
+
+std::string strip(const std::string& s) {
+  auto ws = [](unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f); };
+  size_t b = 0, e = s.size();
+  while (b < e && ws(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && ws(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+const char* const kStorySep = "<|endoftext|>";
+
+// Rows of the final hidden states scored per lm_head call: bounds the fp32 logits to ~256 MB.
+int64_t head_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t(1) << 26) / vocab); }
+
+}  // namespace
+
+std::string default_ppl_mode(const std::string& text) {
+  return text.find(kStorySep) != std::string::npos ? "stories" : "windows";
+}
+
+std::vector<TokenSeq> story_sequences(const std::string& text, const Tokenizer& tok, int64_t ctx) {
+  WUSH_CHECK(ctx >= 2, "stories mode: context length %lld must be at least 2", (long long)ctx);
+  std::vector<TokenSeq> out;
+  const std::string sep = kStorySep;
+  for (size_t pos = 0; pos <= text.size();) {
+    size_t end = text.find(sep, pos);
+    if (end == std::string::npos) end = text.size();
+    std::string story = strip(text.substr(pos, end - pos));
+    pos = end + sep.size();
+    if (story.empty()) continue;
+    TokenSeq ids = tok.encode(story, true);
+    if (int64_t(ids.size()) > ctx) ids.resize(size_t(ctx));
+    out.push_back(std::move(ids));
+  }
+  return out;
+}
+
+std::vector<TokenSeq> window_sequences(const std::string& text, const Tokenizer& tok, int64_t len) {
+  WUSH_CHECK(len >= 2, "windows mode: window length %lld must be at least 2", (long long)len);
+  TokenSeq ids = tok.encode(text, true);
+  std::vector<TokenSeq> out;
+  for (size_t b = 0; b + size_t(len) <= ids.size(); b += size_t(len))
+    out.emplace_back(ids.begin() + int64_t(b), ids.begin() + int64_t(b) + len);
+  return out;
+}
+
+std::vector<std::vector<double>> token_logprobs(Transformer& model, const std::vector<TokenSeq>& seqs,
+                                                int64_t batch_size, Progress* progress) {
+  WUSH_CHECK(batch_size >= 1, "--batch-size %lld must be at least 1", (long long)batch_size);
+  at::NoGradGuard no_grad;
+  const int64_t V = model.config().vocab_size;
+  std::vector<std::vector<double>> out(seqs.size());
+  std::vector<size_t> order;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    for (int32_t id : seqs[i])
+      WUSH_CHECK(id >= 0 && id < V, "token id %d outside the model's vocabulary (%lld)", id, (long long)V);
+    if (seqs[i].size() >= 2) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seqs[a].size() > seqs[b].size(); });
+
+  for (size_t start = 0; start < order.size(); start += size_t(batch_size)) {
+    const size_t n = std::min(order.size() - start, size_t(batch_size));
+    const int64_t T = int64_t(seqs[order[start]].size());
+    at::Tensor tokens = at::zeros({int64_t(n), T}, at::kLong);  // right padding with id 0
+    auto acc = tokens.accessor<int64_t, 2>();
+    int64_t scored = 0;
+    for (size_t b = 0; b < n; ++b) {
+      const TokenSeq& s = seqs[order[start + b]];
+      for (size_t t = 0; t < s.size(); ++t) acc[int64_t(b)][int64_t(t)] = s[t];
+      scored += int64_t(s.size()) - 1;
+    }
+    at::Tensor h = model.embed(tokens);
+    for (int64_t l = 0; l < model.config().num_layers; ++l) h = model.block(l, h);
+    // Position t predicts token t+1.
+    at::Tensor hs = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)});
+    at::Tensor tgt = tokens.narrow(1, 1, T - 1).reshape({-1, 1}).to(model.device());
+    std::vector<at::Tensor> parts;
+    const int64_t rows = hs.size(0), chunk = head_rows(V);
+    for (int64_t r = 0; r < rows; r += chunk) {
+      int64_t m = std::min(chunk, rows - r);
+      at::Tensor logits = model.head(hs.narrow(0, r, m)).to(at::kFloat);
+      parts.push_back(at::log_softmax(logits, -1).gather(1, tgt.narrow(0, r, m)));
+    }
+    at::Tensor lp = at::cat(parts).to(at::kCPU, at::kDouble).view({int64_t(n), T - 1}).contiguous();
+    const double* p = lp.data_ptr<double>();
+    for (size_t b = 0; b < n; ++b) {
+      const size_t len = seqs[order[start + b]].size() - 1;
+      out[order[start + b]].assign(p + b * size_t(T - 1), p + b * size_t(T - 1) + len);
+    }
+    if (progress) progress->add(scored);
+  }
+  return out;
+}
+
+PplResult perplexity(Transformer& model, const Tokenizer& tok, const std::string& text, const PplOptions& opt,
+                     const std::string& label) {
+  PplResult r;
+  r.mode = opt.mode.empty() ? default_ppl_mode(text) : opt.mode;
+  const int64_t ctx = model.config().max_position;
+  WUSH_CHECK(opt.seqlen >= 0 && opt.seqlen <= ctx, "%s: --seqlen %lld outside 1..%lld (the model's context)",
+             label.c_str(), (long long)opt.seqlen, (long long)ctx);
+  const int64_t len = opt.seqlen > 0 ? opt.seqlen : ctx;
+  std::vector<TokenSeq> seqs;
+  if (r.mode == "stories")
+    seqs = story_sequences(text, tok, len);
+  else if (r.mode == "windows")
+    seqs = window_sequences(text, tok, len);
+  else
+    WUSH_FAIL("--ppl-mode '%s' is not a mode (valid: stories, windows)", r.mode.c_str());
+  int64_t total = 0;
+  for (const TokenSeq& s : seqs) total += std::max<int64_t>(0, int64_t(s.size()) - 1);
+  WUSH_CHECK(total > 0, "%s: nothing to score in %s mode (%zu sequences of length %lld)", label.c_str(),
+             r.mode.c_str(), seqs.size(), (long long)len);
+
+  auto t0 = std::chrono::steady_clock::now();
+  Progress bar("ppl " + label, total, "tok");
+  std::vector<std::vector<double>> lp = token_logprobs(model, seqs, opt.batch_size, &bar);
+  double nll = 0;
+  for (const auto& v : lp)
+    for (double x : v) nll -= x;
+  bar.finish();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.sequences = int64_t(seqs.size());
+  r.tokens = total;
+  r.nll = nll / double(total);
+  r.ppl = std::exp(r.nll);
+  return r;
+}
+
+}  // namespace wush

@@ -1,0 +1,50 @@
+// Perplexity (REFERENCE.md §6): stories mode and windows mode, log-softmax in fp32 and NLL sums in
+// fp64 whatever the model's compute dtype.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+#include "model/forward.h"
+#include "model/tokenizer.h"
+
+namespace wush {
+
+using TokenSeq = std::vector<int32_t>;
+
+// Stories mode: split on "<|endoftext|>", strip surrounding whitespace, skip empty pieces, encode
+// each with BOS, cut at `ctx` tokens (BOS included).
+std::vector<TokenSeq> story_sequences(const std::string& text, const Tokenizer& tok, int64_t ctx);
+// Windows mode: the whole text encoded once (BOS where the tokenizer adds one), cut into
+// non-overlapping windows of `len` tokens, the remainder dropped.
+std::vector<TokenSeq> window_sequences(const std::string& text, const Tokenizer& tok, int64_t len);
+// "stories" if the text contains "<|endoftext|>", else "windows".
+std::string default_ppl_mode(const std::string& text);
+
+// log p(s[t] | s[<t]) for t = 1..len-1 of every sequence (fp64 values of fp32 log-softmax), in the
+// input order. Sequences are scored in right-padded batches of up to `batch_size`, longest first;
+// `progress` (may be null) advances by the scored tokens of each batch.
+std::vector<std::vector<double>> token_logprobs(Transformer& model, const std::vector<TokenSeq>& seqs,
+                                                int64_t batch_size, Progress* progress = nullptr);
+
+struct PplOptions {
+  std::string mode;        // "stories", "windows" or "" (default_ppl_mode)
+  int64_t seqlen = 0;      // window length / story cut; 0: the model's context (max_position)
+  int64_t batch_size = 8;  // sequences per forward pass
+};
+
+struct PplResult {
+  std::string mode;
+  int64_t sequences = 0;
+  int64_t tokens = 0;  // scored tokens
+  double nll = 0;      // mean NLL per scored token (nats)
+  double ppl = 0;      // exp(nll)
+  double seconds = 0;  // scoring time (tokenization excluded)
+};
+
+// Perplexity of `text`; `label` names the text in errors and the progress bar.
+PplResult perplexity(Transformer& model, const Tokenizer& tok, const std::string& text, const PplOptions& opt,
+                     const std::string& label);
+
+}  // namespace wush

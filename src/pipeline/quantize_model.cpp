@@ -1,0 +1,101 @@
+#include "pipeline/quantize_model.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "pipeline/quantize_linear.h"
+#include "quant/calib_stats.h"
+
+namespace wush {
+
+ForwardHooks QuantizedModel::hooks() const {
+  ForwardHooks h;
+  h.linear = [this](const std::string& name, const at::Tensor& x) -> at::Tensor {
+    auto it = linears.find(name);
+    if (it == linears.end()) return at::Tensor();
+    return it->second.forward(x).to(x.scalar_type());
+  };
+  return h;
+}
+
+Transformer QuantizedModel::transformer(at::Device dev) const {
+  return Transformer(base, dev, at::kFloat, /*external_linears=*/true);
+}
+
+static bool needs_calibration(const Recipe& r) {
+  return r.weights == WeightMethod::GPTQ ||
+         !(r.transform == "identity" || r.transform == "hadamard" || r.transform == "random");
+}
+
+QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const QuantizeOptions& opt,
+                              QuantizeReport* report) {
+  const Recipe& r = opt.recipe;
+  const bool calib = needs_calibration(r);
+  WUSH_CHECK(!calib || tokens.defined(), "recipe %s needs calibration text (--calib FILE)", r.to_string().c_str());
+  auto t0 = std::chrono::steady_clock::now();
+  QuantizedModel qm;
+  qm.base = m;
+  qm.recipe = r;
+  Transformer tf(m, opt.device, at::kFloat);
+  const int64_t L = m.config.num_layers;
+
+  // Hidden states of every calibration window, kept between blocks.
+  std::vector<at::Tensor> h;
+  if (tokens.defined())
+    for (int64_t b = 0; b < tokens.size(0); b += opt.batch)
+      h.push_back(tf.embed(tokens.slice(0, b, std::min(b + opt.batch, tokens.size(0))).to(opt.device)));
+
+  Progress bar("quantize " + r.to_string(), L, "blocks");
+  for (int64_t layer = 0; layer < L; ++layer) {
+    CalibStats stats;
+    std::map<std::string, std::string> alias;  // linear -> the linear whose identical input was recorded
+    if (calib) {
+      // q/k/v and gate/up share an input: accumulate it once and share the statistics.
+      ForwardHooks hk;
+      const void* last_ptr = nullptr;
+      std::string last_name;
+      hk.on_linear_input = [&](const std::string& name, const at::Tensor& x) {
+        if (x.data_ptr() == last_ptr) {
+          alias[name] = last_name;
+          return;
+        }
+        last_ptr = x.data_ptr();
+        last_name = name;
+        stats.add(name, x);
+      };
+      for (auto& hb : h) {
+        last_ptr = nullptr;
+        tf.block(layer, hb, &hk);
+      }
+    }
+    for (int i = 0; i < 7; ++i) {
+      auto ti = std::chrono::steady_clock::now();
+      std::string p = linear_prefix(layer, i);
+      LinearQuantInput in;
+      in.name = p;
+      in.W = m.weight(p + ".weight");
+      if (m.has(p + ".bias")) in.bias = m.weight(p + ".bias");
+      in.stats = calib ? &stats.at(alias.count(p) ? alias.at(p) : p) : nullptr;
+      in.seed = opt.seed * 1000003ull + uint64_t(layer * 7 + i);
+      qm.linears.emplace(p, quantize_linear(in, r));
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ti).count();
+      if (report) report->layers.push_back({{"name", p}, {"seconds", secs}});
+    }
+    // Recompute the block's outputs with the quantized layers for the next block.
+    if (!h.empty() && layer + 1 < L) {
+      ForwardHooks qh = qm.hooks();
+      for (auto& hb : h) hb = tf.block(layer, hb, &qh);
+    }
+    bar.update(layer + 1);
+  }
+  bar.finish();
+  for (auto& [p, q] : qm.linears) {
+    qm.base.weights.erase(p + ".weight");
+    qm.base.weights.erase(p + ".bias");
+  }
+  if (report) report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return qm;
+}
+
+}  // namespace wush
