@@ -209,6 +209,34 @@ TEST(FormatsApi, GptqScalesAgreeWithFakeQuantize) {
   }
 }
 
+TEST(FormatsApi, EncodeWithScales) {
+  for (const FormatTraits& t : all_formats()) {
+    const int64_t G = t.group ? t.group : 64, R = 9, K = 2 * G;
+    const at::Tensor w = synthetic(Dist::StudentT3, R, K, 8) * 30;
+    const float g = global_scale_for(w, t.id);
+    // the group's own scales: the same codes as quantize
+    const QuantizedTensor q = quantize(w, t.id);
+    const QuantizedTensor e = encode_with_scales(w, q.scales, t.id, g);
+    EXPECT_TRUE(bit_equal(e.codes, q.codes)) << t.name;
+    EXPECT_TRUE(bit_equal(e.scales, q.scales)) << t.name;
+    // frozen scales of other data (GPTQ): dequantize = quantize_with_scales' rounding, group by group
+    const int64_t ng = t.group ? K / G : 1, Gx = K / ng;  // INT8: one group per row
+    const at::Tensor other = group_scales(synthetic(Dist::Gaussian, R * ng, Gx, 9) * 20, t.id, g);
+    const QuantizedTensor f = encode_with_scales(w, other.reshape({R, ng}), t.id, g);
+    const at::Tensor want = quantize_with_scales(w.reshape({R * ng, Gx}), other, t.id, g);
+    EXPECT_TRUE(bit_equal(dequantize(f), want.reshape({R, K}))) << t.name;
+    EXPECT_TRUE(bit_equal(f.scales.reshape({-1}), other)) << t.name;
+    if (t.scale == ScaleType::E8M0 || t.scale == ScaleType::E4M3) {
+      const std::string m =
+          error_of([&] { encode_with_scales(w, q.scales * 1.1f + 1e-3f, t.id, g); });
+      EXPECT_NE(m.find("not a valid"), std::string::npos) << t.name << ": " << m;
+    }
+    EXPECT_NE(error_of([&] { encode_with_scales(w, q.scales.reshape({-1}).slice(0, 1), t.id, g); }).find("scales must"),
+              std::string::npos)
+        << t.name;
+  }
+}
+
 TEST(FormatsApi, TensorAmaxGlobalScale) {
   QuantOptions o;
   o.global_mode = GlobalScaleMode::TensorAmax;

@@ -124,14 +124,20 @@ float global_scale_for(const at::Tensor& x, Format f, const QuantOptions& opt) {
   return g;
 }
 
-QuantizedTensor quantize(const at::Tensor& x_, Format f, const QuantOptions& opt) {
-  const std::string what = what_of("quantize", f);
-  WUSH_CHECK(f != Format::None, "quantize: format 'none' has no codes (use fake_quantize)");
+namespace {
+
+// quantize (scales computed) and encode_with_scales (scales given): one driver.
+QuantizedTensor quantize_impl(const at::Tensor& x_, Format f, const QuantOptions& opt,
+                              const at::Tensor* given, float given_g, const char* fn) {
+  const std::string what = what_of(fn, f);
+  WUSH_CHECK(f != Format::None, "%s: format 'none' has no codes (use fake_quantize)", fn);
   const FormatOps& ops = format_ops(f);
   const at::Tensor x = prepare_input(x_, what, opt.tensor_name);
   const Layout L = layout_of(x.sizes(), ops.traits);
   const int bits = ops.traits.bits;
-  const float g = global_scale_for(x, f, opt);
+  const float g = given ? given_g : global_scale_for(x, f, opt);
+  WUSH_CHECK(g > 0 && std::isfinite(g), "%s: global scale %g must be finite and > 0", what.c_str(),
+             double(g));
 
   QuantizedTensor q;
   q.format = f;
@@ -139,7 +145,15 @@ QuantizedTensor quantize(const at::Tensor& x_, Format f, const QuantOptions& opt
   q.pad = L.Kp - L.K;
   q.global_scale = g;
   q.codes = at::empty(with_last(x.sizes(), L.Kp * bits / 8), at::kByte);
-  q.scales = at::empty(with_last(x.sizes(), L.ngr), at::kFloat);
+  if (given) {
+    WUSH_CHECK(given->defined() && given->numel() == L.rows * L.ngr,
+               "%s: scales must have %lld x %lld elements (rows x groups of %lld), got %lld",
+               what.c_str(), (long long)L.rows, (long long)L.ngr, (long long)L.G,
+               (long long)(given->defined() ? given->numel() : 0));
+    q.scales = given->to(at::kFloat).cpu().contiguous().clone().reshape(with_last(x.sizes(), L.ngr));
+  } else {
+    q.scales = at::empty(with_last(x.sizes(), L.ngr), at::kFloat);
+  }
 
   std::atomic<int64_t> bad{kNone}, bad_scale{kNone}, overflow{0};
   kernels::Job j;
@@ -149,10 +163,24 @@ QuantizedTensor quantize(const at::Tensor& x_, Format f, const QuantOptions& opt
   j.scales = q.scales.data_ptr<float>();
   j.K = L.K, j.G = L.G, j.ngr = L.ngr, j.bits = bits, j.g = g;
   j.first_bad = &bad, j.bad_scale = &bad_scale, j.overflow = &overflow;
-  run_groups(ops.quantize, j, L.rows * L.ngr);
+  run_groups(given ? ops.encode : ops.quantize, j, L.rows * L.ngr);
   if (bad.load() != kNone) throw_nonfinite(what.c_str(), opt.tensor_name, x, bad.load());
+  if (bad_scale.load() != kNone)
+    WUSH_FAIL("%s: group %lld has scale %g, not a valid %s scale", what.c_str(),
+              (long long)bad_scale.load(), double(j.scales[bad_scale.load()]), ops.traits.name);
   q.overflow_groups = overflow.load();
   return q;
+}
+
+}  // namespace
+
+QuantizedTensor quantize(const at::Tensor& x, Format f, const QuantOptions& opt) {
+  return quantize_impl(x, f, opt, nullptr, 0, "quantize");
+}
+
+QuantizedTensor encode_with_scales(const at::Tensor& x, const at::Tensor& scales, Format f,
+                                   float global_scale, const QuantOptions& opt) {
+  return quantize_impl(x, f, opt, &scales, global_scale, "encode_with_scales");
 }
 
 at::Tensor dequantize(const QuantizedTensor& q) {

@@ -55,7 +55,8 @@ at::Tensor fake_quantize(const at::Tensor& x, Format f, const QuantOptions& opt,
 at::Tensor group_scales(const at::Tensor& x, Format f, float global_scale = 1.0f);
 at::Tensor quantize_with_scales(const at::Tensor& x, const at::Tensor& scales, Format f,
                                 float global_scale = 1.0f);
-// Encode x [R, K] (K a multiple of G) against given group scales [R, K/G] (the values
+// Encode x [R, K] (K a multiple of G; otherwise zero-padded as in quantize, scales
+// [R, ceil(K/G)]) against given group scales [R, K/G] (the values
 // group_scales returned, e.g. the scales GPTQ fixed) -> a QuantizedTensor holding exactly those
 // scales; x is rounded with quantize_with_scales' rule, so dequantize() returns that rounding.
 QuantizedTensor encode_with_scales(const at::Tensor& x, const at::Tensor& scales, Format f,

@@ -16,6 +16,7 @@ struct FormatOps {
 
   FormatTraits traits;
   RangeFn fake = nullptr, quantize = nullptr, dequantize = nullptr;  // over groups [g0, g1)
+  RangeFn encode = nullptr;  // quantize against the given scales (encode_with_scales)
   ScalesFn<float> group_scales_f32 = nullptr;                        // over rows [r0, r1)
   ScalesFn<double> group_scales_f64 = nullptr;
   WithScalesFn<float> with_scales_f32 = nullptr;

@@ -20,6 +20,7 @@ template <class Rule> FormatOps row(const FormatTraits& t) {
   o.fake = &K::fake;
   o.quantize = &K::quantize;
   o.dequantize = &K::dequantize;
+  o.encode = &K::encode;
   o.group_scales_f32 = &K::template group_scales<float>;
   o.group_scales_f64 = &K::template group_scales<double>;
   o.with_scales_f32 = &K::template with_scales<float>;

@@ -156,7 +156,9 @@ template <class Rule> struct Kernels {
     if (ovf) j.overflow->fetch_add(ovf);
   }
 
-  template <class In>
+  // GIVEN = false: compute each group's scale (quantize); true: take it from j.scales
+  // (encode_with_scales: the scales GPTQ fixed), checking that it is a scale of the format.
+  template <class In, bool GIVEN>
   static void quantize_t(const Job& j, int64_t g0, int64_t g1) {
     const In* x = static_cast<const In*>(j.x);
     const ElemSource<float> src(j.g);
@@ -171,13 +173,27 @@ template <class Rule> struct Kernels {
         note_bad(j, row * j.K + c0 + first_nonfinite(xs, n));
         return;
       }
-      const rules::GroupScale sc = Rule::scale(st, j.g);
-      ovf += sc.overflow;
-      j.scales[gi] = sc.value;
+      rules::GroupScale sc;
+      if (GIVEN) {
+        sc.value = j.scales[gi];
+        sc.code = sc.value > 0 ? Rule::code_of_scale(sc.value) : 0;
+        if (!(sc.value >= 0) || std::isinf(sc.value)) {
+          note_min(j.bad_scale, gi);
+          return;
+        }
+      } else {
+        sc = Rule::scale(st, j.g);
+        ovf += sc.overflow;
+        j.scales[gi] = sc.value;
+      }
       Elem<float> e;
-      if (sc.value == 0 || !src.get(sc.value, sc.code, e)) {
+      if (sc.value == 0) {
         std::memset(out, 0, size_t(group_bytes));
         continue;
+      }
+      if (!src.get(sc.value, sc.code, e)) {
+        note_min(j.bad_scale, gi);
+        return;
       }
       if (j.bits == 4) {  // two per byte, low nibble = even element; padding quantizes zeros
         if (n == j.G) {
@@ -198,7 +214,8 @@ template <class Rule> struct Kernels {
   }
 
   static void fake(const Job& j, int64_t g0, int64_t g1) { dispatch_in<Fake>(j, g0, g1); }
-  static void quantize(const Job& j, int64_t g0, int64_t g1) { dispatch_in<Quant>(j, g0, g1); }
+  static void quantize(const Job& j, int64_t g0, int64_t g1) { dispatch_in<Quant<false>>(j, g0, g1); }
+  static void encode(const Job& j, int64_t g0, int64_t g1) { dispatch_in<Quant<true>>(j, g0, g1); }
 
   // codes + scales -> values of the K real columns (padding dropped).
   static void dequantize(const Job& j, int64_t g0, int64_t g1) {
@@ -277,8 +294,10 @@ template <class Rule> struct Kernels {
   struct Fake {
     template <class In> static void run(const Job& j, int64_t a, int64_t b) { fake_t<In>(j, a, b); }
   };
-  struct Quant {
-    template <class In> static void run(const Job& j, int64_t a, int64_t b) { quantize_t<In>(j, a, b); }
+  template <bool GIVEN> struct Quant {
+    template <class In> static void run(const Job& j, int64_t a, int64_t b) {
+      quantize_t<In, GIVEN>(j, a, b);
+    }
   };
   template <class Op> static void dispatch_in(const Job& j, int64_t a, int64_t b) {
     switch (j.in) {
