@@ -39,10 +39,15 @@ struct QuantizedTensor {
   int64_t overflow_groups = 0;  // NVFP4 groups whose E4M3 scale saturated (reported, not silent)
 };
 
+// x: CPU, fp32 / bf16 / fp16 (computed in fp32; other floating types are converted to fp32), any
+// layout. NaN/Inf -> wush::Error naming opt.tensor_name and the index.
 QuantizedTensor quantize(const at::Tensor& x, Format f, const QuantOptions& opt = {});
 at::Tensor dequantize(const QuantizedTensor& q);  // float32, original shape
 // dequantize(quantize(x)) in one pass, bit-identical to it; float32, same shape as x.
 at::Tensor fake_quantize(const at::Tensor& x, Format f, const QuantOptions& opt = {});
+// The same, and *overflow_groups = the number of NVFP4 groups whose E4M3 scale saturated.
+at::Tensor fake_quantize(const at::Tensor& x, Format f, const QuantOptions& opt,
+                         int64_t* overflow_groups);
 
 // For GPTQ (scales fixed when a group starts): the stored group scales of x [R, G]
 // (one group per row) -> [R] float32, with opt's global scale rule; and element quantization of
@@ -50,7 +55,8 @@ at::Tensor fake_quantize(const at::Tensor& x, Format f, const QuantOptions& opt 
 at::Tensor group_scales(const at::Tensor& x, Format f, float global_scale = 1.0f);
 at::Tensor quantize_with_scales(const at::Tensor& x, const at::Tensor& scales, Format f,
                                 float global_scale = 1.0f);
-// Encode x [R, K] (K a multiple of G) against given group scales [R, K/G] (the values
+// Encode x [R, K] (K a multiple of G; otherwise zero-padded as in quantize, scales
+// [R, ceil(K/G)]) against given group scales [R, K/G] (the values
 // group_scales returned, e.g. the scales GPTQ fixed) -> a QuantizedTensor holding exactly those
 // scales; x is rounded with quantize_with_scales' rule, so dequantize() returns that rounding.
 QuantizedTensor encode_with_scales(const at::Tensor& x, const at::Tensor& scales, Format f,
