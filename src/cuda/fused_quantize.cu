@@ -1,12 +1,16 @@
 // Fused block transform + quantize (REFERENCE.md §2 x~_j = T_j x_j, §1 formats, §7 operand):
 // one read of the bf16 activations, one write of each requested output.
 //
-// Work split: a thread owns one token and one 128-wide chunk of K (4 groups of 32 or 8 of 16);
-// the 32 lanes of a warp take 32 tokens of the same chunk, so every read of T from shared
-// memory is a warp-uniform broadcast. A CTA loads the chunk's matrices once (transposed, so that
-// column k of T_j is contiguous) and walks several token tiles. The transform is G fp32 fmas
-// per output in k order (bit-identical to the reference); the chunk's FP8 operand needs E_max
-// over its groups, so the group codes stay in registers until the chunk is done.
+// Work split (v2, docs/results/cuda2_notes.md): a persistent CTA of 8 warps walks "items" of
+// 256 tokens x one 128-wide chunk of K. Each item's bf16 tile is staged in shared memory with
+// cp.async (coalesced 16-byte copies; 2 stages with a transform, 3 without: the next items load
+// while this one computes).
+// Warp w owns one group g of the chunk and 32 * TM of its tokens; a thread computes TM tokens x
+// all G outputs of g (TM * G = 128 fp32 accumulators): per k it reads column k of T_g^T from
+// shared memory as warp-uniform 16-byte broadcasts (G/4 loads serve TM * G fmas) and unpacks TM
+// bf16 values. Every output is the same k-ordered fma chain as the reference (bit-identical).
+// The chunk's E_max (MX formats) is exchanged through shared memory after one barrier; the
+// element codecs are branch-free (round_to_spacing) and the outputs are written from registers.
 #include <algorithm>
 
 #include "cuda/internal.h"
@@ -17,11 +21,26 @@ namespace cuda {
 namespace {
 
 using detail::kChunk;
-constexpr int kThreads = 256;
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+// cp.async stages: 2 with a transform (its raw-matrix buffer is single), 3 without (more bytes in flight).
+template <bool kTransform>
+constexpr int stages() { return kTransform ? 2 : 3; }
+constexpr int kRowElems = kChunk + 8;  // smem row of a tile: +16 B so 8 consecutive rows hit all banks
 
 template <QFormat F>
-struct FormatTraitsDev {
+struct Shape {
   static constexpr int G = F == QFormat::NVFP4 ? 16 : 32;
+  static constexpr int GPC = kChunk / G;      // groups per chunk: 4 | 8
+  static constexpr int TM = kChunk / G;       // tokens per thread: 4 | 8 (TM * G = 128 accumulators)
+  static constexpr int WPG = kWarps / GPC;    // warps per group: 2 | 1
+  static constexpr int kRows = WPG * 32 * TM; // tokens per item: 256
+  static constexpr size_t kTileBytes = size_t(kRows) * kRowElems * 2;
+  static constexpr size_t kTBytes = size_t(GPC) * G * G * sizeof(float);
+  static constexpr size_t smem(bool transform) {
+    return (transform ? stages<true>() : stages<false>()) * kTileBytes + (transform ? 2 * kTBytes : 0) +
+           size_t(kRows) * GPC * sizeof(uint16_t);
+  }
 };
 
 struct KernelArgs {
@@ -31,170 +50,294 @@ struct KernelArgs {
   int64_t t_block_stride;  // matrices between consecutive blocks: 1 per block, 0 shared
   float g;                 // NVFP4 global scale
   QuantizeOutputs out;
-  int tiles_per_cta;
+};
+
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(gmem_src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>  // wait until at most N committed groups are still in flight
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ int64_t ceil_div_dev(int64_t a, int64_t b) { return (a + b - 1) / b; }
+__device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
+  return i == 0 ? v.x : (i == 1 ? v.y : (i == 2 ? v.z : v.w));
+}
+
+// Per-thread accumulation of the counters over all items; one atomic per warp at the end.
+struct Counts {
+  unsigned span = 0, overflow = 0, nonfinite = 0;
 };
 
 template <QFormat F, bool kTransform>
-__global__ void __launch_bounds__(kThreads) fused_quantize_kernel(const KernelArgs a) {
-  constexpr int G = FormatTraitsDev<F>::G;
-  constexpr int GPC = kChunk / G;  // groups per chunk
-  extern __shared__ float Ts[];    // [GPC][k][i]: T_j transposed
+__global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const KernelArgs a) {
+  using S = Shape<F>;
+  constexpr int G = S::G, GPC = S::GPC, TM = S::TM, WPG = S::WPG, kRows = S::kRows;
+  constexpr bool kMX = F != QFormat::NVFP4;
+  constexpr int kStages = stages<kTransform>();
+  extern __shared__ __align__(16) uint8_t smem[];
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem);
+  float* Traw = reinterpret_cast<float*>(smem + kStages * S::kTileBytes);  // [GPC][i][k] as in global
+  float* Ts = Traw + (kTransform ? GPC * G * G : 0);                       // [GPC][k][i]
+  uint16_t* Es = reinterpret_cast<uint16_t*>(Ts + (kTransform ? GPC * G * G : 0));  // [row][g]: E+128 | nz<<8
 
-  const int64_t c = blockIdx.y;
-  const int64_t k0 = c * kChunk;
-  const int ng = int((a.K - k0 < kChunk ? a.K - k0 : kChunk) / G);
-  const int64_t nbk = a.K / G;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int g = warp / WPG, wh = warp % WPG;
+  const int64_t M = a.M, K = a.K, Mp = operand_rows(M), nbk = K / G;
+  const int64_t ntiles = ceil_div_dev(Mp, kRows), nchunks = ceil_div_dev(K, kChunk);
+  const int64_t items = ntiles * nchunks;
+  const int64_t first = items * blockIdx.x / gridDim.x, last = items * (blockIdx.x + 1) / gridDim.x;
+  const bool shared_T = a.t_block_stride == 0;
+  Counts cnt;
 
-  if constexpr (kTransform) {
-    const int nmat = a.t_block_stride == 0 ? 1 : ng;
-    for (int idx = threadIdx.x; idx < nmat * G * G; idx += kThreads) {  // consecutive i: no bank conflicts
-      const int g = idx / (G * G), r = idx % (G * G), k = r / G, i = r % G;
-      const float* Tj = a.T + ((k0 / G + g) * a.t_block_stride) * G * G;
-      Ts[g * G * G + k * G + i] = Tj[i * G + k];
+  // Stage `item`'s bf16 tile (rows < M, columns < K) and, if asked, its raw matrices.
+  auto issue = [&](int64_t item, int stage, bool with_T) {
+    const int64_t c = item / ntiles, r0 = (item % ntiles) * kRows, k0 = c * kChunk;
+    const int ncols = int(K - k0 < kChunk ? K - k0 : kChunk);
+    __nv_bfloat16* dst = xs + size_t(stage) * kRows * kRowElems;
+    for (int idx = tid; idx < kRows * (kChunk / 8); idx += kThreads) {
+      const int row = idx / (kChunk / 8), piece = idx % (kChunk / 8);
+      if (r0 + row < M && piece * 8 < ncols)
+        cp_async16(dst + row * kRowElems + piece * 8, a.x + (r0 + row) * K + k0 + piece * 8);
     }
-    __syncthreads();
+    if (kTransform && with_T) {
+      const int nmat = shared_T ? 1 : ncols / G;
+      const float* src = a.T + (shared_T ? 0 : (k0 / G) * G * G);
+      for (int idx = tid; idx < nmat * G * G / 4; idx += kThreads) cp_async16(Traw + idx * 4, src + idx * 4);
+    }
+    cp_async_commit();
+  };
+
+  // Item n uses stage (n - first) % kStages; one commit group per item (empty past the end).
+  int64_t cur_c = -1;
+#pragma unroll
+  for (int p = 0; p < kStages - 1; ++p) {
+    if (first + p < last) issue(first + p, p, p == 0);
+    else cp_async_commit();
   }
-
-  const bool want_operand = a.out.operand != nullptr;
-  const int64_t Mp = operand_rows(a.M);
-  for (int tile = 0; tile < a.tiles_per_cta; ++tile) {
-    const int64_t tok = (int64_t(blockIdx.x) * a.tiles_per_cta + tile) * kThreads + threadIdx.x;
-    if (tok >= Mp) break;
-    if (tok >= a.M) {  // padding row of the operand: zeros
-      dev::zero_chunk_row<F == QFormat::NVFP4 ? 2 : 1>(a.out.operand, a.out.chunk_scales, tok, Mp, a.K, c, ng * G);
-      continue;
+  for (int64_t item = first; item < last; ++item) {
+    const int stage = int((item - first) % kStages);
+    const int64_t c = item / ntiles, r0 = (item % ntiles) * kRows, k0 = c * kChunk;
+    const int ng = int((K - k0 < kChunk ? K - k0 : kChunk) / G);
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // this item's tile is visible; every thread is done with the previous item
+    if (kTransform && c != cur_c && (cur_c < 0 || !shared_T)) {
+      const int nmat = shared_T ? 1 : ng;
+      for (int idx = tid; idx < nmat * G * G; idx += kThreads) {
+        const int m = idx / (G * G), r = idx % (G * G), i = r / G, k = r % G;
+        Ts[m * G * G + k * G + i] = Traw[idx];
+      }
+      __syncthreads();
     }
-    const __nv_bfloat16* xr = a.x + tok * a.K + k0;
+    cur_c = c;
+    {  // stage of item + kStages - 1 = the one item - 1 used: every thread is past the barrier above
+      const int64_t nx = item + kStages - 1;
+      const int nstage = int((nx - first) % kStages);
+      if (nx < last) issue(nx, nstage, kTransform && !shared_T && nx / ntiles != (nx - 1) / ntiles);
+      else cp_async_commit();
+    }
 
-    dev::GroupCodes<G> stash[GPC];
-    int E[GPC];
-    unsigned nonfinite = 0, overflow = 0;  // groups, as the reference counts them
+    // ---- this thread: group g, rows rbase + s * 32 of the item
+    const int rbase = wh * 32 * TM + lane;
+    const bool active = g < ng && r0 + wh * 32 * TM < Mp;  // warp-uniform
+    float y[TM][G];
+    if (active) {
+      const __nv_bfloat16* xr = xs + size_t(stage) * kRows * kRowElems + rbase * kRowElems + g * G;
 #pragma unroll
-    for (int g = 0; g < GPC; ++g) {
-      if (g >= ng) break;
-      // ---- load x_j (G bf16 = G/8 16-byte loads) and transform
-      float y[G];
-      {
-        float xv[G];
+      for (int kb = 0; kb < G / 8; ++kb) {
+        uint4 raw[TM];
 #pragma unroll
-        for (int v = 0; v < G / 8; ++v) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(xr + g * G + v * 8);
-          const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+        for (int s = 0; s < TM; ++s) raw[s] = *reinterpret_cast<const uint4*>(xr + s * 32 * kRowElems + kb * 8);
 #pragma unroll
-          for (int u = 0; u < 4; ++u) {
-            xv[v * 8 + 2 * u] = __uint_as_float(w[u] << 16);
-            xv[v * 8 + 2 * u + 1] = __uint_as_float(w[u] & 0xFFFF0000u);
+        for (int kk = 0; kk < 8; ++kk) {
+          const int k = kb * 8 + kk;
+          float xv[TM];
+#pragma unroll
+          for (int s = 0; s < TM; ++s) {
+            const uint32_t w = word_of(raw[s], kk >> 1);
+            xv[s] = (kk & 1) ? bf16_hi(w) : bf16_lo(w);
           }
-        }
-        if constexpr (kTransform) {
-          const float* Tg = Ts + (a.t_block_stride == 0 ? 0 : g) * G * G;
-#pragma unroll
-          for (int i = 0; i < G; ++i) y[i] = 0.0f;
-#pragma unroll
-          for (int k = 0; k < G; ++k) {
-            const float xk = xv[k];
+          if constexpr (kTransform) {
+            // x~[i] = sum_k T[i][k] x[k], k ascending, one fma each (the reference's order).
+            const float* Tk = Ts + (shared_T ? 0 : g) * G * G + k * G;
 #pragma unroll
             for (int i = 0; i < G; i += 4) {
-              const float4 t4 = *reinterpret_cast<const float4*>(Tg + k * G + i);
-              y[i] = __fmaf_rn(t4.x, xk, y[i]);
-              y[i + 1] = __fmaf_rn(t4.y, xk, y[i + 1]);
-              y[i + 2] = __fmaf_rn(t4.z, xk, y[i + 2]);
-              y[i + 3] = __fmaf_rn(t4.w, xk, y[i + 3]);
+              const float4 t4 = *reinterpret_cast<const float4*>(Tk + i);
+#pragma unroll
+              for (int s = 0; s < TM; ++s) {
+                const float acc0 = k == 0 ? 0.0f : y[s][i], acc1 = k == 0 ? 0.0f : y[s][i + 1];
+                const float acc2 = k == 0 ? 0.0f : y[s][i + 2], acc3 = k == 0 ? 0.0f : y[s][i + 3];
+                y[s][i] = __fmaf_rn(t4.x, xv[s], acc0);
+                y[s][i + 1] = __fmaf_rn(t4.y, xv[s], acc1);
+                y[s][i + 2] = __fmaf_rn(t4.z, xv[s], acc2);
+                y[s][i + 3] = __fmaf_rn(t4.w, xv[s], acc3);
+              }
             }
-          }
-        } else {
-#pragma unroll
-          for (int i = 0; i < G; ++i) y[i] = xv[i];
-        }
-      }
-      // ---- group scale (§1)
-      uint32_t abits = 0;
-#pragma unroll
-      for (int i = 0; i < G; ++i) abits = max(abits, __float_as_uint(y[i]) & 0x7FFFFFFFu);
-      nonfinite += abits >= 0x7F800000u;
-      const float amax = __uint_as_float(abits);
-      uint32_t scode;
-      float s = 0.0f;  // NVFP4 decoded scale
-      dev::GroupCodes<G>& gc = stash[g];
-#pragma unroll
-      for (int w = 0; w < G / 8; ++w) gc.w[w] = 0;
-      if constexpr (F == QFormat::NVFP4) {
-        const float t = (a.g * amax) / 6.0f;
-        overflow += t > 448.0f;
-        scode = dev::e4m3_encode_sat(t);
-        s = dev::e4m3_decode(scode);
-        if (s != 0.0f) {
-#pragma unroll
-          for (int i = 0; i < G; ++i) gc.w[i >> 3] |= dev::e2m1_encode((y[i] * a.g) / s) << (4 * (i & 7));
-        }
-      } else {
-        E[g] = dev::e8m0_exponent(abits, F == QFormat::MXFP4 ? 0 : -2);
-        scode = uint32_t(E[g] + 127);
-        const float mul = F == QFormat::MXFP4 ? 3.0f * dev::pow2i(-E[g]) : dev::pow2i(-E[g]);
-#pragma unroll
-        for (int i = 0; i < G; ++i) {
-          const float v = y[i] * mul;
-          uint32_t code;
-          if constexpr (F == QFormat::MXINT4) {
-            code = uint32_t(max(-8, min(7, __float2int_rn(v)))) & 15u;
           } else {
-            code = dev::e2m1_encode(v);
+#pragma unroll
+            for (int s = 0; s < TM; ++s) y[s][k] = xv[s];
           }
-          gc.w[i >> 3] |= code << (4 * (i & 7));
         }
       }
-      // ---- stores of this group
-      if (a.out.codes) {
-        uint8_t* dst = a.out.codes + (tok * a.K + k0 + g * G) / 2;
-        if constexpr (G == 32) *reinterpret_cast<uint4*>(dst) = make_uint4(gc.w[0], gc.w[1], gc.w[2], gc.w[3]);
-        else *reinterpret_cast<uint2*>(dst) = make_uint2(gc.w[0], gc.w[1]);
-      }
-      if (a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(scode);
-      if constexpr (F == QFormat::NVFP4) {
-        if (want_operand)
-          dev::store_bf16_group<G>(gc, s, static_cast<__nv_bfloat16*>(a.out.operand) + tok * a.K + k0 + g * G);
-      }
     }
-    // ---- chunk operand (MX formats, §7) and counters
-    bool span_exceeded = false;
-    if constexpr (F != QFormat::NVFP4) {
-      int emax = -127, emin = 1000;
+
+    // ---- group scales (§1); MX: exchange E_g through shared memory for the chunk's E_max (§7)
+    int E[TM];
+    float mul[TM];
+    if (active) {
 #pragma unroll
-      for (int g = 0; g < GPC; ++g) {
-        if (g >= ng) break;
-        emax = max(emax, E[g]);
-        if (stash[g].nonzero()) emin = min(emin, E[g]);
-      }
-      span_exceeded = emin != 1000 && emax - emin > (F == QFormat::MXINT4 ? 9 : 8);
-      if (want_operand) {
-        uint8_t* dst = static_cast<uint8_t*>(a.out.operand) + tok * a.K + k0;
+      for (int s = 0; s < TM; ++s) {
+        const int64_t tok = r0 + rbase + s * 32;
+        uint32_t abits = 0;
 #pragma unroll
-        for (int g = 0; g < GPC; ++g) {
-          if (g >= ng) break;
-          dev::store_fp8_group<F, G>(stash[g], emax - E[g], dst + g * G);
+        for (int i = 0; i < G; ++i) abits = max(abits, __float_as_uint(y[s][i]) & 0x7FFFFFFFu);
+        if (tok < M) cnt.nonfinite += abits >= 0x7F800000u;
+        if constexpr (kMX) {
+          E[s] = dev::e8m0_exponent(abits, F == QFormat::MXFP4 ? 0 : -2);
+          mul[s] = F == QFormat::MXFP4 ? 3.0f * dev::pow2i(-E[s]) : dev::pow2i(-E[s]);
+          bool nz;
+          if (F == QFormat::MXFP4 && abits < 0x00800000u) {
+            // E = -127: mul = 3 * 2^127 overflows to inf, so every nonzero element saturates
+            // to +-6 (code 7) and zeros stay 0 (NaN -> code 0), as in the reference.
+#pragma unroll
+            for (int i = 0; i < G; ++i) y[s][i] = y[s][i] != 0.0f ? copysignf(6.0f, y[s][i]) : 0.0f;
+            mul[s] = 1.0f;
+            nz = abits != 0;
+          } else {
+            // codes are nonzero iff the largest |v| rounds away from 0 (RNE: > 0.25 | > 0.5)
+            nz = __fmul_rn(__uint_as_float(abits), mul[s]) > (F == QFormat::MXINT4 ? 0.5f : 0.25f);
+          }
+          Es[(rbase + s * 32) * GPC + g] = uint16_t((E[s] + 128) | (nz ? 0x100 : 0));
+        } else {
+          E[s] = int(abits);  // NVFP4: keep amax (bits) for the scale below
+          mul[s] = 0.0f;
         }
       }
-      if (a.out.chunk_scales) a.out.chunk_scales[c * Mp + tok] = dev::pow2i(emax);
     }
-    if (a.out.counters) {
-      if (F != QFormat::NVFP4) dev::count_warp(span_exceeded, a.out.counters + kSpanExceeded);
-      if (F == QFormat::NVFP4) dev::count_warp(overflow, a.out.counters + kScaleOverflow);
-      dev::count_warp(nonfinite, a.out.counters + kNonFinite);
+    if constexpr (kMX) __syncthreads();
+    if (!active) continue;
+
+#pragma unroll
+    for (int s = 0; s < TM; ++s) {
+      const int row = rbase + s * 32;
+      const int64_t tok = r0 + row;
+      if (tok >= Mp) continue;
+      const bool pad = tok >= M;  // operand padding row: zeros, chunk scale 0
+      if constexpr (kMX) {
+        int emax = -127, emin = 1000;
+#pragma unroll
+        for (int h = 0; h < GPC; ++h) {
+          if (h >= ng) break;
+          const int e = int(Es[row * GPC + h] & 0xFF) - 128;
+          emax = max(emax, e);
+          if (Es[row * GPC + h] & 0x100) emin = min(emin, e);
+        }
+        if (g == 0 && !pad) cnt.span += emin != 1000 && emax - emin > (F == QFormat::MXINT4 ? 9 : 8);
+        if (g == 0 && a.out.chunk_scales) a.out.chunk_scales[c * Mp + tok] = pad ? 0.0f : dev::pow2i(emax);
+        const float f = dev::pow2i(E[s] - emax);  // q * 2^(E_g - E_max), exact in E4M3 within the span
+        uint32_t codew[G / 8] = {};
+        uint32_t op[G / 4];
+#pragma unroll
+        for (int i = 0; i < G; i += 2) {
+          float o[2];
+#pragma unroll
+          for (int u = 0; u < 2; ++u) {
+            float v = __fmul_rn(y[s][i + u], mul[s]);
+            dev::GridRound q;
+            uint32_t code;
+            if constexpr (F == QFormat::MXINT4) {
+              q = dev::int_round(fminf(fmaxf(v, -8.0f), 7.0f));
+              code = uint32_t(q.k) & 15u;
+            } else {
+              if constexpr (F == QFormat::MXFP4_OCP) v = fminf(fmaxf(v, -6.0f), 6.0f);
+              const uint32_t eb = dev::e2m1_exp_bits(v);
+              q = dev::e2m1_round(v, eb);
+              code = dev::e2m1_code(q, eb);
+            }
+            codew[(i + u) >> 3] |= code << (4 * ((i + u) & 7));
+            o[u] = __fmul_rn(q.r, f);
+          }
+          const uint32_t pair = __nv_cvt_float2_to_fp8x2(make_float2(o[0], o[1]), __NV_SATFINITE, __NV_E4M3);
+          if (i & 2) op[i >> 2] |= pair << 16;
+          else op[i >> 2] = pair & 0xFFFFu;
+        }
+        if (a.out.operand) {
+          uint4* dst = reinterpret_cast<uint4*>(static_cast<uint8_t*>(a.out.operand) + tok * K + k0 + g * G);
+#pragma unroll
+          for (int v = 0; v < G / 16; ++v)
+            dst[v] = pad ? make_uint4(0, 0, 0, 0) : make_uint4(op[4 * v], op[4 * v + 1], op[4 * v + 2], op[4 * v + 3]);
+        }
+        if (!pad && a.out.codes)
+          *reinterpret_cast<uint4*>(a.out.codes + (tok * K + k0 + g * G) / 2) =
+              make_uint4(codew[0], codew[1], codew[2], codew[3]);
+        if (!pad && a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(E[s] + 127);
+      } else {
+        // NVFP4: s = E4M3(g amax / 6); q = RNE_E2M1((x g) / s), the quotient correctly rounded
+        // by Markstein's correction from the correctly rounded 1/s (checked against IEEE
+        // division for every E4M3 s on 2.5e8 random fp32 x: equal wherever |q| >= 2^-60;
+        // smaller quotients round to code 0 either way).
+        const float amax = __uint_as_float(uint32_t(E[s]));
+        const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
+        if (!pad) cnt.overflow += t > 448.0f;
+        const uint32_t scode = dev::e4m3_encode_sat(t);
+        const float sc = dev::e4m3_decode(scode);
+        const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
+        uint32_t codew[G / 8] = {};
+        uint32_t op[G / 2];
+#pragma unroll
+        for (int i = 0; i < G; i += 2) {
+          float o[2];
+#pragma unroll
+          for (int u = 0; u < 2; ++u) {
+            const float xa = __fmul_rn(y[s][i + u], a.g);
+            const float q0 = __fmul_rn(xa, rinv);
+            const float r = __fmaf_rn(-sc, q0, xa);
+            const float v = fminf(fmaxf(__fmaf_rn(r, rinv, q0), -6.0f), 6.0f);
+            const uint32_t eb = dev::e2m1_exp_bits(v);
+            const dev::GridRound q = dev::e2m1_round(v, eb);
+            codew[(i + u) >> 3] |= dev::e2m1_code(q, eb) << (4 * ((i + u) & 7));
+            o[u] = __fmul_rn(q.r, sc);  // exact in bf16 (2 + 4 significant bits)
+          }
+          op[i >> 1] = __byte_perm(__float_as_uint(o[0]), __float_as_uint(o[1]), 0x7632);
+        }
+        if (a.out.operand) {
+          uint4* dst = reinterpret_cast<uint4*>(static_cast<__nv_bfloat16*>(a.out.operand) + tok * K + k0 + g * G);
+#pragma unroll
+          for (int v = 0; v < G / 8; ++v)
+            dst[v] = pad ? make_uint4(0, 0, 0, 0) : make_uint4(op[4 * v], op[4 * v + 1], op[4 * v + 2], op[4 * v + 3]);
+        }
+        if (!pad && a.out.codes)
+          *reinterpret_cast<uint2*>(a.out.codes + (tok * K + k0 + g * G) / 2) = make_uint2(codew[0], codew[1]);
+        if (!pad && a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(scode);
+      }
     }
+  }
+  if (a.out.counters) {
+    if (kMX) dev::count_warp(cnt.span, a.out.counters + kSpanExceeded);
+    else dev::count_warp(cnt.overflow, a.out.counters + kScaleOverflow);
+    dev::count_warp(cnt.nonfinite, a.out.counters + kNonFinite);
   }
 }
 
 template <QFormat F, bool kTransform>
-cudaError_t launch(const KernelArgs& args, dim3 grid, cudaStream_t stream) {
-  constexpr int G = FormatTraitsDev<F>::G;
-  const size_t smem = kTransform ? size_t(kChunk / G) * G * G * sizeof(float) : 0;
+cudaError_t launch(const KernelArgs& args, int sms, cudaStream_t stream) {
+  using S = Shape<F>;
+  const size_t smem = S::smem(kTransform);
+  cudaError_t e = cudaFuncSetAttribute(fused_quantize_kernel<F, kTransform>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (e != cudaSuccess) return e;
+  const int64_t items = detail::ceil_div(operand_rows(args.M), S::kRows) * detail::ceil_div(args.K, kChunk);
+  const unsigned grid = unsigned(std::min<int64_t>(items, sms));  // persistent: one CTA per SM
   fused_quantize_kernel<F, kTransform><<<grid, kThreads, smem, stream>>>(args);
   return cudaGetLastError();
 }
 
 template <QFormat F>
-cudaError_t launch_format(bool transform, const KernelArgs& args, dim3 grid, cudaStream_t s) {
-  return transform ? launch<F, true>(args, grid, s) : launch<F, false>(args, grid, s);
+cudaError_t launch_format(bool transform, const KernelArgs& args, int sms, cudaStream_t s) {
+  return transform ? launch<F, true>(args, sms, s) : launch<F, false>(args, sms, s);
 }
 
 }  // namespace
@@ -210,6 +353,7 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
                         "%s: T has %lld matrices; expected 1 (shared) or K/G = %lld (per block)", fn,
                         (long long)t.num_blocks, (long long)(K / G));
   if (!x || !detail::aligned16(x)) return detail::fail(cudaErrorInvalidValue, "%s: x must be a 16-byte aligned device pointer", fn);
+  if (t.T && !detail::aligned16(t.T)) return detail::fail(cudaErrorInvalidValue, "%s: T must be 16-byte aligned", fn);
   if ((out.codes && !detail::aligned16(out.codes)) || (out.operand && !detail::aligned16(out.operand)))
     return detail::fail(cudaErrorInvalidValue, "%s: codes and operand must be 16-byte aligned", fn);
   if (out.chunk_scales && cfg.format == QFormat::NVFP4)
@@ -219,23 +363,14 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
   int dev = 0, sms = 132;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t nchunks = detail::ceil_div(K, detail::kChunk);
-  const int64_t tiles = detail::ceil_div(operand_rows(M), kThreads);
-  // About 4 CTAs per SM (2 resident); beyond that, each CTA walks several token tiles, which
-  // amortizes its load of the chunk's matrices.
-  const int64_t want_ctas = int64_t(sms) * 4;
-  int64_t tpc = std::max<int64_t>(1, (tiles * nchunks) / want_ctas);
-  tpc = std::min<int64_t>(tpc, tiles);
-  if (nchunks > 65535) return detail::fail(cudaErrorInvalidValue, "%s: K = %lld too large", fn, (long long)K);
-  KernelArgs args{x, M, K, t.T, t.num_blocks == 1 ? 0 : 1, cfg.nvfp4_global, out, int(tpc)};
-  const dim3 grid(unsigned(detail::ceil_div(tiles, tpc)), unsigned(nchunks));
+  KernelArgs args{x, M, K, t.T, t.num_blocks == 1 ? 0 : 1, cfg.nvfp4_global, out};
   const bool tr = t.T != nullptr;
   cudaError_t e = cudaSuccess;
   switch (cfg.format) {
-    case QFormat::MXFP4: e = launch_format<QFormat::MXFP4>(tr, args, grid, stream); break;
-    case QFormat::MXFP4_OCP: e = launch_format<QFormat::MXFP4_OCP>(tr, args, grid, stream); break;
-    case QFormat::NVFP4: e = launch_format<QFormat::NVFP4>(tr, args, grid, stream); break;
-    case QFormat::MXINT4: e = launch_format<QFormat::MXINT4>(tr, args, grid, stream); break;
+    case QFormat::MXFP4: e = launch_format<QFormat::MXFP4>(tr, args, sms, stream); break;
+    case QFormat::MXFP4_OCP: e = launch_format<QFormat::MXFP4_OCP>(tr, args, sms, stream); break;
+    case QFormat::NVFP4: e = launch_format<QFormat::NVFP4>(tr, args, sms, stream); break;
+    case QFormat::MXINT4: e = launch_format<QFormat::MXINT4>(tr, args, sms, stream); break;
   }
   return detail::check_cuda(e, fn);
 }
