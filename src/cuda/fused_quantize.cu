@@ -63,14 +63,73 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 __device__ __forceinline__ int64_t ceil_div_dev(int64_t a, int64_t b) { return (a + b - 1) / b; }
 __device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xFFFF0000u); }
-__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
-  return i == 0 ? v.x : (i == 1 ? v.y : (i == 2 ? v.z : v.w));
+// max(a, |b|), NaN if either is NaN (max.NaN: a NaN element must reach the nonfinite counter).
+__device__ __forceinline__ float abs_max_nan(float a, float b) {
+  float r;
+  asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(fabsf(b)));
+  return r;
 }
 
 // Per-thread accumulation of the counters over all items; one atomic per warp at the end.
 struct Counts {
   unsigned span = 0, overflow = 0, nonfinite = 0;
 };
+
+// One group's outputs from its G transformed values (§1, §7). op: the FP8 operand (4 per word,
+// element i in byte i % 4) = q * f; codew: packed codes, only when kCodes.
+template <QFormat F, bool kCodes, int G>
+__device__ __forceinline__ void mx_group_out(const float (&ys)[G], float mul, float f, uint32_t (&op)[G / 4],
+                                             uint32_t (&codew)[G / 8]) {
+#pragma unroll
+  for (int i = 0; i < G; i += 2) {
+    float o[2];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      float v = __fmul_rn(ys[i + u], mul);
+      dev::GridRound q;
+      uint32_t code = 0;
+      if constexpr (F == QFormat::MXINT4) {
+        q = dev::int_round(fminf(fmaxf(v, -8.0f), 7.0f));
+        if (kCodes) code = uint32_t(q.k) & 15u;
+      } else {
+        if constexpr (F == QFormat::MXFP4_OCP) v = fminf(fmaxf(v, -6.0f), 6.0f);
+        const uint32_t eb = dev::e2m1_exp_bits(v);
+        q = dev::e2m1_round(v, eb);
+        if (kCodes) code = dev::e2m1_code(q, eb);
+      }
+      if (kCodes) codew[(i + u) >> 3] |= code << (4 * ((i + u) & 7));
+      o[u] = __fmul_rn(q.r, f);
+    }
+    const uint32_t pair = __nv_cvt_float2_to_fp8x2(make_float2(o[0], o[1]), __NV_SATFINITE, __NV_E4M3);
+    if (i & 2) op[i >> 2] |= pair << 16;
+    else op[i >> 2] = pair & 0xFFFFu;
+  }
+}
+
+// NVFP4 (§1): q = RNE_E2M1((x g) / s) with the quotient correctly rounded by Markstein's
+// correction from rinv = RN(1/s) (checked against IEEE division for every E4M3 s on 2.5e8
+// random fp32 x: equal wherever |q| >= 2^-60; smaller quotients round to code 0 either way).
+// op: the bf16 operand q * s (exact: 2 + 4 significant bits), 2 per word.
+template <bool kCodes, int G>
+__device__ __forceinline__ void nv_group_out(const float (&ys)[G], float g, float sc, float rinv,
+                                             uint32_t (&op)[G / 2], uint32_t (&codew)[G / 8]) {
+#pragma unroll
+  for (int i = 0; i < G; i += 2) {
+    float o[2];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const float xa = __fmul_rn(ys[i + u], g);
+      const float q0 = __fmul_rn(xa, rinv);
+      const float r = __fmaf_rn(-sc, q0, xa);
+      const float v = fminf(fmaxf(__fmaf_rn(r, rinv, q0), -6.0f), 6.0f);
+      const uint32_t eb = dev::e2m1_exp_bits(v);
+      const dev::GridRound q = dev::e2m1_round(v, eb);
+      if (kCodes) codew[(i + u) >> 3] |= dev::e2m1_code(q, eb) << (4 * ((i + u) & 7));
+      o[u] = __fmul_rn(q.r, sc);
+    }
+    op[i >> 1] = __byte_perm(__float_as_uint(o[0]), __float_as_uint(o[1]), 0x7632);
+  }
+}
 
 template <QFormat F, bool kTransform>
 __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const KernelArgs a) {
@@ -91,6 +150,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
   const int64_t items = ntiles * nchunks;
   const int64_t first = items * blockIdx.x / gridDim.x, last = items * (blockIdx.x + 1) / gridDim.x;
   const bool shared_T = a.t_block_stride == 0;
+  const bool want_codes = a.out.codes != nullptr;
   Counts cnt;
 
   // Stage `item`'s bf16 tile (rows < M, columns < K) and, if asked, its raw matrices.
@@ -145,42 +205,55 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
     const bool active = g < ng && r0 + wh * 32 * TM < Mp;  // warp-uniform
     float y[TM][G];
     if (active) {
-      const __nv_bfloat16* xr = xs + size_t(stage) * kRows * kRowElems + rbase * kRowElems + g * G;
+      const uint2* xw = reinterpret_cast<const uint2*>(xs + size_t(stage) * kRows * kRowElems + rbase * kRowElems + g * G);
+      constexpr int kRowU2 = kRowElems / 4;  // a tile row in 8-byte words
+      if constexpr (kTransform) {
+        // x~[i] = sum_k T[i][k] x[k], k ascending, one fma each from +0 (the reference's order).
+        // The k loop stays rolled (4 k per trip): a fully unrolled G x G x TM body is ~64 KB
+        // of code and thrashed the instruction cache (v2a: 386 us).
+        const float* Tg = Ts + (shared_T ? 0 : g) * G * G;
 #pragma unroll
-      for (int kb = 0; kb < G / 8; ++kb) {
-        uint4 raw[TM];
+        for (int s = 0; s < TM; ++s)
 #pragma unroll
-        for (int s = 0; s < TM; ++s) raw[s] = *reinterpret_cast<const uint4*>(xr + s * 32 * kRowElems + kb * 8);
+          for (int i = 0; i < G; ++i) y[s][i] = 0.0f;
+#pragma unroll 1
+        for (int k4 = 0; k4 < G / 4; ++k4) {
+          uint2 raw[TM];
 #pragma unroll
-        for (int kk = 0; kk < 8; ++kk) {
-          const int k = kb * 8 + kk;
-          float xv[TM];
+          for (int s = 0; s < TM; ++s) raw[s] = xw[s * 32 * kRowU2 + k4];
 #pragma unroll
-          for (int s = 0; s < TM; ++s) {
-            const uint32_t w = word_of(raw[s], kk >> 1);
-            xv[s] = (kk & 1) ? bf16_hi(w) : bf16_lo(w);
-          }
-          if constexpr (kTransform) {
-            // x~[i] = sum_k T[i][k] x[k], k ascending, one fma each (the reference's order).
-            const float* Tk = Ts + (shared_T ? 0 : g) * G * G + k * G;
+          for (int kk = 0; kk < 4; ++kk) {
+            float xv[TM];
+#pragma unroll
+            for (int s = 0; s < TM; ++s) {
+              const uint32_t w = kk < 2 ? raw[s].x : raw[s].y;
+              xv[s] = (kk & 1) ? bf16_hi(w) : bf16_lo(w);
+            }
+            const float* Tk = Tg + (k4 * 4 + kk) * G;
 #pragma unroll
             for (int i = 0; i < G; i += 4) {
               const float4 t4 = *reinterpret_cast<const float4*>(Tk + i);
 #pragma unroll
               for (int s = 0; s < TM; ++s) {
-                const float acc0 = k == 0 ? 0.0f : y[s][i], acc1 = k == 0 ? 0.0f : y[s][i + 1];
-                const float acc2 = k == 0 ? 0.0f : y[s][i + 2], acc3 = k == 0 ? 0.0f : y[s][i + 3];
-                y[s][i] = __fmaf_rn(t4.x, xv[s], acc0);
-                y[s][i + 1] = __fmaf_rn(t4.y, xv[s], acc1);
-                y[s][i + 2] = __fmaf_rn(t4.z, xv[s], acc2);
-                y[s][i + 3] = __fmaf_rn(t4.w, xv[s], acc3);
+                y[s][i] = __fmaf_rn(t4.x, xv[s], y[s][i]);
+                y[s][i + 1] = __fmaf_rn(t4.y, xv[s], y[s][i + 1]);
+                y[s][i + 2] = __fmaf_rn(t4.z, xv[s], y[s][i + 2]);
+                y[s][i + 3] = __fmaf_rn(t4.w, xv[s], y[s][i + 3]);
               }
             }
-          } else {
-#pragma unroll
-            for (int s = 0; s < TM; ++s) y[s][k] = xv[s];
           }
         }
+      } else {
+#pragma unroll
+        for (int s = 0; s < TM; ++s)
+#pragma unroll
+          for (int k4 = 0; k4 < G / 4; ++k4) {
+            const uint2 raw = xw[s * 32 * kRowU2 + k4];
+            y[s][4 * k4] = bf16_lo(raw.x);
+            y[s][4 * k4 + 1] = bf16_hi(raw.x);
+            y[s][4 * k4 + 2] = bf16_lo(raw.y);
+            y[s][4 * k4 + 3] = bf16_hi(raw.y);
+          }
       }
     }
 
@@ -191,9 +264,10 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
 #pragma unroll
       for (int s = 0; s < TM; ++s) {
         const int64_t tok = r0 + rbase + s * 32;
-        uint32_t abits = 0;
+        float am = 0.0f;
 #pragma unroll
-        for (int i = 0; i < G; ++i) abits = max(abits, __float_as_uint(y[s][i]) & 0x7FFFFFFFu);
+        for (int i = 0; i < G; ++i) am = abs_max_nan(am, y[s][i]);
+        const uint32_t abits = __float_as_uint(am);
         if (tok < M) cnt.nonfinite += abits >= 0x7F800000u;
         if constexpr (kMX) {
           E[s] = dev::e8m0_exponent(abits, F == QFormat::MXFP4 ? 0 : -2);
@@ -238,32 +312,9 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
         if (g == 0 && !pad) cnt.span += emin != 1000 && emax - emin > (F == QFormat::MXINT4 ? 9 : 8);
         if (g == 0 && a.out.chunk_scales) a.out.chunk_scales[c * Mp + tok] = pad ? 0.0f : dev::pow2i(emax);
         const float f = dev::pow2i(E[s] - emax);  // q * 2^(E_g - E_max), exact in E4M3 within the span
-        uint32_t codew[G / 8] = {};
-        uint32_t op[G / 4];
-#pragma unroll
-        for (int i = 0; i < G; i += 2) {
-          float o[2];
-#pragma unroll
-          for (int u = 0; u < 2; ++u) {
-            float v = __fmul_rn(y[s][i + u], mul[s]);
-            dev::GridRound q;
-            uint32_t code;
-            if constexpr (F == QFormat::MXINT4) {
-              q = dev::int_round(fminf(fmaxf(v, -8.0f), 7.0f));
-              code = uint32_t(q.k) & 15u;
-            } else {
-              if constexpr (F == QFormat::MXFP4_OCP) v = fminf(fmaxf(v, -6.0f), 6.0f);
-              const uint32_t eb = dev::e2m1_exp_bits(v);
-              q = dev::e2m1_round(v, eb);
-              code = dev::e2m1_code(q, eb);
-            }
-            codew[(i + u) >> 3] |= code << (4 * ((i + u) & 7));
-            o[u] = __fmul_rn(q.r, f);
-          }
-          const uint32_t pair = __nv_cvt_float2_to_fp8x2(make_float2(o[0], o[1]), __NV_SATFINITE, __NV_E4M3);
-          if (i & 2) op[i >> 2] |= pair << 16;
-          else op[i >> 2] = pair & 0xFFFFu;
-        }
+        uint32_t codew[G / 8] = {}, op[G / 4];
+        if (want_codes) mx_group_out<F, true>(y[s], mul[s], f, op, codew);
+        else mx_group_out<F, false>(y[s], mul[s], f, op, codew);
         if (a.out.operand) {
           uint4* dst = reinterpret_cast<uint4*>(static_cast<uint8_t*>(a.out.operand) + tok * K + k0 + g * G);
 #pragma unroll
@@ -275,34 +326,16 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
               make_uint4(codew[0], codew[1], codew[2], codew[3]);
         if (!pad && a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(E[s] + 127);
       } else {
-        // NVFP4: s = E4M3(g amax / 6); q = RNE_E2M1((x g) / s), the quotient correctly rounded
-        // by Markstein's correction from the correctly rounded 1/s (checked against IEEE
-        // division for every E4M3 s on 2.5e8 random fp32 x: equal wherever |q| >= 2^-60;
-        // smaller quotients round to code 0 either way).
+        // NVFP4: s = E4M3(g amax / 6), see nv_group_out
         const float amax = __uint_as_float(uint32_t(E[s]));
         const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
         if (!pad) cnt.overflow += t > 448.0f;
         const uint32_t scode = dev::e4m3_encode_sat(t);
         const float sc = dev::e4m3_decode(scode);
         const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
-        uint32_t codew[G / 8] = {};
-        uint32_t op[G / 2];
-#pragma unroll
-        for (int i = 0; i < G; i += 2) {
-          float o[2];
-#pragma unroll
-          for (int u = 0; u < 2; ++u) {
-            const float xa = __fmul_rn(y[s][i + u], a.g);
-            const float q0 = __fmul_rn(xa, rinv);
-            const float r = __fmaf_rn(-sc, q0, xa);
-            const float v = fminf(fmaxf(__fmaf_rn(r, rinv, q0), -6.0f), 6.0f);
-            const uint32_t eb = dev::e2m1_exp_bits(v);
-            const dev::GridRound q = dev::e2m1_round(v, eb);
-            codew[(i + u) >> 3] |= dev::e2m1_code(q, eb) << (4 * ((i + u) & 7));
-            o[u] = __fmul_rn(q.r, sc);  // exact in bf16 (2 + 4 significant bits)
-          }
-          op[i >> 1] = __byte_perm(__float_as_uint(o[0]), __float_as_uint(o[1]), 0x7632);
-        }
+        uint32_t codew[G / 8] = {}, op[G / 2];
+        if (want_codes) nv_group_out<true>(y[s], a.g, sc, rinv, op, codew);
+        else nv_group_out<false>(y[s], a.g, sc, rinv, op, codew);
         if (a.out.operand) {
           uint4* dst = reinterpret_cast<uint4*>(static_cast<__nv_bfloat16*>(a.out.operand) + tok * K + k0 + g * G);
 #pragma unroll
