@@ -2,11 +2,11 @@
 # One device call (docs/results/cuda.md, "How it was run"): build the stand-alone CUDA targets,
 # run the tests, compute-sanitizer over them, the register/SASS summary and the benchmark.
 # Usage (from the source root, googletest sources in third_party/googletest):
-#   bench/cuda/device_run.sh [OUTDIR] [--no-sanitizer] [--quick]
+#   bench/cuda/device_run.sh [OUTDIR] [--no-sanitizer] [--quick] [--quant-only] [--profile]
 set -uo pipefail
 OUT=${1:-/tmp/wush_cuda_out}; shift || true
-SAN=1; QUICK=
-for a in "$@"; do case $a in --no-sanitizer) SAN=0 ;; --quick) QUICK=--quick ;; esac; done
+SAN=1; BARGS=; PROF=0
+for a in "$@"; do case $a in --no-sanitizer) SAN=0 ;; --quick|--quant-only) BARGS="$BARGS $a" ;; --profile) PROF=1 ;; esac; done
 mkdir -p "$OUT"
 B=/tmp/wush_cuda_build
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv | tee "$OUT/gpu.txt"
@@ -20,7 +20,8 @@ if [ $SAN = 1 ]; then
 fi
 # SASS instruction mix of the fused kernels (MXFP4 with transform, identity).
 OBJ=$(find $B -name 'fused_quantize.cu.o' | head -1)
-if command -v cuobjdump > /dev/null; then
+if [ $PROF = 1 ]; then bench/cuda/profile.sh $B "$OUT"; fi
+if [ $PROF = 0 ] && command -v cuobjdump > /dev/null; then
   cuobjdump -sass "$OBJ" > "$OUT/fused_quantize.sass" 2>&1
   python3 - "$OUT/fused_quantize.sass" <<'PY' | tee "$OUT/sass_mix.txt"
 import re, sys, collections
@@ -35,4 +36,4 @@ for f, c in mix.items():
         print(f[-60:], sum(c.values()), " ".join(f"{k}:{v}" for k, v in c.most_common(14)))
 PY
 fi
-$B/w4a4_bench $QUICK 2>&1 | tee "$OUT/bench.log" | sed -n '/==== summary/,$p'
+$B/w4a4_bench $BARGS 2>&1 | tee "$OUT/bench.log" | sed -n '/==== summary/,$p'
