@@ -15,4 +15,4 @@ done | tee "$OUT/ncu.txt" | grep -E "fused_quantize_kernel|duration|per_second|i
 OBJ=$(find $B -name 'fused_quantize.cu.o' | head -1)
 FN=$(cuobjdump -sass "$OBJ" | grep -o 'Function : \S*QFormatE0ELb1E\S*' | head -1 | cut -d' ' -f3)
 cuobjdump -sass -fun "$FN" "$OBJ" > "$OUT/mxfp4_wush.sass" 2>&1
-grep -cE "^\s+/\*[0-9a-f]+\*/" "$OUT/mxfp4_wush.sass"
+grep -cE "^\s+/\*[0-9a-f]+\*/" "$OUT/mxfp4_wush.sass"; grep -nE "LDL|STL" "$OUT/mxfp4_wush.sass" | head -20

@@ -21,7 +21,7 @@ namespace cuda {
 namespace {
 
 using detail::kChunk;
-constexpr int kWarps = 8;
+constexpr int kWarps = 16;
 constexpr int kThreads = kWarps * 32;
 // cp.async stages: 2 with a transform (its raw-matrix buffer is single), 3 without (more bytes in flight).
 template <bool kTransform>
@@ -32,9 +32,10 @@ template <QFormat F>
 struct Shape {
   static constexpr int G = F == QFormat::NVFP4 ? 16 : 32;
   static constexpr int GPC = kChunk / G;      // groups per chunk: 4 | 8
-  static constexpr int TM = kChunk / G;       // tokens per thread: 4 | 8 (TM * G = 128 accumulators)
-  static constexpr int WPG = kWarps / GPC;    // warps per group: 2 | 1
-  static constexpr int kRows = WPG * 32 * TM; // tokens per item: 256
+  static constexpr int H = G / 2;             // outputs per thread: half a group (lane bit 4)
+  static constexpr int TM = 256 / (G * 2);    // tokens per thread: 4 | 8 (TM * H = 64 accumulators)
+  static constexpr int WPG = kWarps / GPC;    // warps per group: 4 | 2
+  static constexpr int kRows = WPG * 16 * TM; // tokens per item: 256
   static constexpr size_t kTileBytes = size_t(kRows) * kRowElems * 2;
   static constexpr size_t kTBytes = size_t(GPC) * G * G * sizeof(float);
   static constexpr size_t smem(bool transform) {
@@ -134,7 +135,7 @@ __device__ __forceinline__ void nv_group_out(const float (&ys)[G], float g, floa
 template <QFormat F, bool kTransform>
 __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const KernelArgs a) {
   using S = Shape<F>;
-  constexpr int G = S::G, GPC = S::GPC, TM = S::TM, WPG = S::WPG, kRows = S::kRows;
+  constexpr int G = S::G, H = S::H, GPC = S::GPC, TM = S::TM, WPG = S::WPG, kRows = S::kRows;
   constexpr bool kMX = F != QFormat::NVFP4;
   constexpr int kStages = stages<kTransform>();
   extern __shared__ __align__(16) uint8_t smem[];
@@ -144,24 +145,30 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
   uint16_t* Es = reinterpret_cast<uint16_t*>(Ts + (kTransform ? GPC * G * G : 0));  // [row][g]: E+128 | nz<<8
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int g = warp / WPG, wh = warp % WPG;
+  const int g = warp / WPG, wq = warp % WPG, half = lane >> 4;
+  const bool lead = half == 0;            // the lane of a (token, group) pair that counts and writes scales
+  const int row0 = wq * 16 * TM + (lane & 15);  // this thread's rows: row0 + 16 s
   const int64_t M = a.M, K = a.K, Mp = operand_rows(M), nbk = K / G;
-  const int64_t ntiles = ceil_div_dev(Mp, kRows), nchunks = ceil_div_dev(K, kChunk);
-  const int64_t items = ntiles * nchunks;
-  const int64_t first = items * blockIdx.x / gridDim.x, last = items * (blockIdx.x + 1) / gridDim.x;
+  const int ntiles = int(ceil_div_dev(Mp, kRows)), nchunks = int(ceil_div_dev(K, kChunk));
+  const int items = ntiles * nchunks;  // < 2^31: checked by the launcher
+  const int first = int(int64_t(items) * blockIdx.x / gridDim.x), last = int(int64_t(items) * (blockIdx.x + 1) / gridDim.x);
   const bool shared_T = a.t_block_stride == 0;
   const bool want_codes = a.out.codes != nullptr;
   Counts cnt;
 
-  // Stage `item`'s bf16 tile (rows < M, columns < K) and, if asked, its raw matrices.
-  auto issue = [&](int64_t item, int stage, bool with_T) {
-    const int64_t c = item / ntiles, r0 = (item % ntiles) * kRows, k0 = c * kChunk;
+  // Stage the tile of item (c, tt) (rows < M, columns < K) and, if asked, its raw matrices.
+  // Thread: 16-byte piece tid % 16 of rows tid / 16 + 32 j.
+  auto issue = [&](int c, int tt, int stage, bool with_T) {
+    const int64_t r0 = int64_t(tt) * kRows, k0 = int64_t(c) * kChunk;
     const int ncols = int(K - k0 < kChunk ? K - k0 : kChunk);
-    __nv_bfloat16* dst = xs + size_t(stage) * kRows * kRowElems;
-    for (int idx = tid; idx < kRows * (kChunk / 8); idx += kThreads) {
-      const int row = idx / (kChunk / 8), piece = idx % (kChunk / 8);
-      if (r0 + row < M && piece * 8 < ncols)
-        cp_async16(dst + row * kRowElems + piece * 8, a.x + (r0 + row) * K + k0 + piece * 8);
+    const int piece = tid & 15, prow = tid >> 4;
+    if (piece * 8 < ncols) {
+      const int64_t rows_left = M - r0 - prow;
+      const __nv_bfloat16* src = a.x + (r0 + prow) * K + k0 + piece * 8;
+      __nv_bfloat16* dst = xs + size_t(stage) * kRows * kRowElems + prow * kRowElems + piece * 8;
+#pragma unroll
+      for (int j = 0; j < kRows / (kThreads / 16); ++j)
+        if (j * (kThreads / 16) < rows_left) cp_async16(dst + j * (kThreads / 16) * kRowElems, src + j * (kThreads / 16) * K);
     }
     if (kTransform && with_T) {
       const int nmat = shared_T ? 1 : ncols / G;
@@ -171,16 +178,18 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
     cp_async_commit();
   };
 
-  // Item n uses stage (n - first) % kStages; one commit group per item (empty past the end).
-  int64_t cur_c = -1;
+  // Items first..last-1 in order; item n uses stage (n - first) % kStages; one commit group per
+  // item (empty past the end). (c, tt) of the item computed now, (cn, tn) of the one prefetched.
+  int c = first / ntiles, tt = first % ntiles, cn = c, tn = tt, cur_c = -1;
 #pragma unroll
   for (int p = 0; p < kStages - 1; ++p) {
-    if (first + p < last) issue(first + p, p, p == 0);
+    if (first + p < last) issue(cn, tn, p, p == 0 || tn == 0);
     else cp_async_commit();
+    if (++tn == ntiles) { tn = 0; ++cn; }
   }
-  for (int64_t item = first; item < last; ++item) {
-    const int stage = int((item - first) % kStages);
-    const int64_t c = item / ntiles, r0 = (item % ntiles) * kRows, k0 = c * kChunk;
+  int stage = 0, nstage = kStages - 1;
+  for (int item = first; item < last; ++item) {
+    const int64_t r0 = int64_t(tt) * kRows, k0 = int64_t(c) * kChunk;
     const int ng = int((K - k0 < kChunk ? K - k0 : kChunk) / G);
     cp_async_wait<kStages - 2>();
     __syncthreads();  // this item's tile is visible; every thread is done with the previous item
@@ -193,34 +202,32 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
       __syncthreads();
     }
     cur_c = c;
-    {  // stage of item + kStages - 1 = the one item - 1 used: every thread is past the barrier above
-      const int64_t nx = item + kStages - 1;
-      const int nstage = int((nx - first) % kStages);
-      if (nx < last) issue(nx, nstage, kTransform && !shared_T && nx / ntiles != (nx - 1) / ntiles);
-      else cp_async_commit();
-    }
+    // The stage item - 1 used: every thread is past the barrier above. A raw-matrix load only
+    // when the chunk changes (after this item's transpose).
+    if (item + kStages - 1 < last) issue(cn, tn, nstage, kTransform && !shared_T && tn == 0);
+    else cp_async_commit();
+    if (++tn == ntiles) { tn = 0; ++cn; }
 
-    // ---- this thread: group g, rows rbase + s * 32 of the item
-    const int rbase = wh * 32 * TM + lane;
-    const bool active = g < ng && r0 + wh * 32 * TM < Mp;  // warp-uniform
-    float y[TM][G];
+    // ---- this thread: outputs half * H .. half * H + H - 1 of group g, rows row0 + 16 s
+    const bool active = g < ng && r0 + wq * 16 * TM < Mp;  // warp-uniform
+    float y[TM][H];
     if (active) {
-      const uint2* xw = reinterpret_cast<const uint2*>(xs + size_t(stage) * kRows * kRowElems + rbase * kRowElems + g * G);
+      const uint2* xw = reinterpret_cast<const uint2*>(xs + size_t(stage) * kRows * kRowElems + row0 * kRowElems + g * G);
       constexpr int kRowU2 = kRowElems / 4;  // a tile row in 8-byte words
       if constexpr (kTransform) {
         // x~[i] = sum_k T[i][k] x[k], k ascending, one fma each from +0 (the reference's order).
-        // The k loop stays rolled (4 k per trip): a fully unrolled G x G x TM body is ~64 KB
-        // of code and thrashed the instruction cache (v2a: 386 us).
-        const float* Tg = Ts + (shared_T ? 0 : g) * G * G;
+        // The k loop stays rolled (4 k per trip): fully unrolled, the body thrashed the
+        // instruction cache (v2a).
+        const float* Tg = Ts + (shared_T ? 0 : g) * G * G + half * H;
 #pragma unroll
         for (int s = 0; s < TM; ++s)
 #pragma unroll
-          for (int i = 0; i < G; ++i) y[s][i] = 0.0f;
+          for (int i = 0; i < H; ++i) y[s][i] = 0.0f;
 #pragma unroll 1
         for (int k4 = 0; k4 < G / 4; ++k4) {
           uint2 raw[TM];
 #pragma unroll
-          for (int s = 0; s < TM; ++s) raw[s] = xw[s * 32 * kRowU2 + k4];
+          for (int s = 0; s < TM; ++s) raw[s] = xw[s * 16 * kRowU2 + k4];
 #pragma unroll
           for (int kk = 0; kk < 4; ++kk) {
             float xv[TM];
@@ -231,7 +238,7 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
             }
             const float* Tk = Tg + (k4 * 4 + kk) * G;
 #pragma unroll
-            for (int i = 0; i < G; i += 4) {
+            for (int i = 0; i < H; i += 4) {
               const float4 t4 = *reinterpret_cast<const float4*>(Tk + i);
 #pragma unroll
               for (int s = 0; s < TM; ++s) {
@@ -247,8 +254,8 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
 #pragma unroll
         for (int s = 0; s < TM; ++s)
 #pragma unroll
-          for (int k4 = 0; k4 < G / 4; ++k4) {
-            const uint2 raw = xw[s * 32 * kRowU2 + k4];
+          for (int k4 = 0; k4 < H / 4; ++k4) {
+            const uint2 raw = xw[s * 16 * kRowU2 + half * (H / 4) + k4];
             y[s][4 * k4] = bf16_lo(raw.x);
             y[s][4 * k4 + 1] = bf16_hi(raw.x);
             y[s][4 * k4 + 2] = bf16_lo(raw.y);
@@ -263,12 +270,13 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
     if (active) {
 #pragma unroll
       for (int s = 0; s < TM; ++s) {
-        const int64_t tok = r0 + rbase + s * 32;
+        const int64_t tok = r0 + row0 + 16 * s;
         float am = 0.0f;
 #pragma unroll
-        for (int i = 0; i < G; ++i) am = abs_max_nan(am, y[s][i]);
+        for (int i = 0; i < H; ++i) am = abs_max_nan(am, y[s][i]);
+        am = abs_max_nan(am, __shfl_xor_sync(0xFFFFFFFFu, am, 16));  // the other half of the group
         const uint32_t abits = __float_as_uint(am);
-        if (tok < M) cnt.nonfinite += abits >= 0x7F800000u;
+        if (lead && tok < M) cnt.nonfinite += abits >= 0x7F800000u;
         if constexpr (kMX) {
           E[s] = dev::e8m0_exponent(abits, F == QFormat::MXFP4 ? 0 : -2);
           mul[s] = F == QFormat::MXFP4 ? 3.0f * dev::pow2i(-E[s]) : dev::pow2i(-E[s]);
@@ -277,76 +285,78 @@ __global__ void __launch_bounds__(kThreads, 1) fused_quantize_kernel(const Kerne
             // E = -127: mul = 3 * 2^127 overflows to inf, so every nonzero element saturates
             // to +-6 (code 7) and zeros stay 0 (NaN -> code 0), as in the reference.
 #pragma unroll
-            for (int i = 0; i < G; ++i) y[s][i] = y[s][i] != 0.0f ? copysignf(6.0f, y[s][i]) : 0.0f;
+            for (int i = 0; i < H; ++i) y[s][i] = y[s][i] != 0.0f ? copysignf(6.0f, y[s][i]) : 0.0f;
             mul[s] = 1.0f;
             nz = abits != 0;
           } else {
             // codes are nonzero iff the largest |v| rounds away from 0 (RNE: > 0.25 | > 0.5)
             nz = __fmul_rn(__uint_as_float(abits), mul[s]) > (F == QFormat::MXINT4 ? 0.5f : 0.25f);
           }
-          Es[(rbase + s * 32) * GPC + g] = uint16_t((E[s] + 128) | (nz ? 0x100 : 0));
+          if (lead) Es[(row0 + 16 * s) * GPC + g] = uint16_t((E[s] + 128) | (nz ? 0x100 : 0));
         } else {
           E[s] = int(abits);  // NVFP4: keep amax (bits) for the scale below
           mul[s] = 0.0f;
         }
       }
+    } else if (kMX && lead) {  // a group past K's end: E = -127, all zero (neutral for E_max)
+#pragma unroll
+      for (int s = 0; s < TM; ++s) Es[(row0 + 16 * s) * GPC + g] = uint16_t(1);
     }
     if constexpr (kMX) __syncthreads();
-    if (!active) continue;
+    if (!active) {
+      stage = stage + 1 == kStages ? 0 : stage + 1;
+      nstage = nstage + 1 == kStages ? 0 : nstage + 1;
+      if (++tt == ntiles) { tt = 0; ++c; }
+      continue;
+    }
 
+    const int64_t tok0 = r0 + row0, col = k0 + g * G + half * H;
 #pragma unroll
     for (int s = 0; s < TM; ++s) {
-      const int row = rbase + s * 32;
-      const int64_t tok = r0 + row;
+      const int64_t tok = tok0 + 16 * s;
       if (tok >= Mp) continue;
       const bool pad = tok >= M;  // operand padding row: zeros, chunk scale 0
       if constexpr (kMX) {
         int emax = -127, emin = 1000;
+        const uint16_t* er = Es + (row0 + 16 * s) * GPC;
 #pragma unroll
         for (int h = 0; h < GPC; ++h) {
-          if (h >= ng) break;
-          const int e = int(Es[row * GPC + h] & 0xFF) - 128;
+          const int e = int(er[h] & 0xFF) - 128;
           emax = max(emax, e);
-          if (Es[row * GPC + h] & 0x100) emin = min(emin, e);
+          if (er[h] & 0x100) emin = min(emin, e);
         }
-        if (g == 0 && !pad) cnt.span += emin != 1000 && emax - emin > (F == QFormat::MXINT4 ? 9 : 8);
-        if (g == 0 && a.out.chunk_scales) a.out.chunk_scales[c * Mp + tok] = pad ? 0.0f : dev::pow2i(emax);
+        if (g == 0 && lead && !pad) cnt.span += emin != 1000 && emax - emin > (F == QFormat::MXINT4 ? 9 : 8);
+        if (g == 0 && lead && a.out.chunk_scales) a.out.chunk_scales[c * Mp + tok] = pad ? 0.0f : dev::pow2i(emax);
         const float f = dev::pow2i(E[s] - emax);  // q * 2^(E_g - E_max), exact in E4M3 within the span
-        uint32_t codew[G / 8] = {}, op[G / 4];
+        uint32_t codew[H / 8] = {}, op[H / 4];
         if (want_codes) mx_group_out<F, true>(y[s], mul[s], f, op, codew);
         else mx_group_out<F, false>(y[s], mul[s], f, op, codew);
-        if (a.out.operand) {
-          uint4* dst = reinterpret_cast<uint4*>(static_cast<uint8_t*>(a.out.operand) + tok * K + k0 + g * G);
-#pragma unroll
-          for (int v = 0; v < G / 16; ++v)
-            dst[v] = pad ? make_uint4(0, 0, 0, 0) : make_uint4(op[4 * v], op[4 * v + 1], op[4 * v + 2], op[4 * v + 3]);
-        }
-        if (!pad && a.out.codes)
-          *reinterpret_cast<uint4*>(a.out.codes + (tok * K + k0 + g * G) / 2) =
-              make_uint4(codew[0], codew[1], codew[2], codew[3]);
-        if (!pad && a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(E[s] + 127);
+        if (a.out.operand)
+          *reinterpret_cast<uint4*>(static_cast<uint8_t*>(a.out.operand) + tok * K + col) =
+              pad ? make_uint4(0, 0, 0, 0) : make_uint4(op[0], op[1], op[2], op[3]);
+        if (!pad && want_codes) *reinterpret_cast<uint2*>(a.out.codes + (tok * K + col) / 2) = make_uint2(codew[0], codew[1]);
+        if (!pad && lead && a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(E[s] + 127);
       } else {
         // NVFP4: s = E4M3(g amax / 6), see nv_group_out
         const float amax = __uint_as_float(uint32_t(E[s]));
         const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
-        if (!pad) cnt.overflow += t > 448.0f;
+        if (lead && !pad) cnt.overflow += t > 448.0f;
         const uint32_t scode = dev::e4m3_encode_sat(t);
         const float sc = dev::e4m3_decode(scode);
         const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
-        uint32_t codew[G / 8] = {}, op[G / 2];
+        uint32_t codew[H / 8] = {}, op[H / 2];
         if (want_codes) nv_group_out<true>(y[s], a.g, sc, rinv, op, codew);
         else nv_group_out<false>(y[s], a.g, sc, rinv, op, codew);
-        if (a.out.operand) {
-          uint4* dst = reinterpret_cast<uint4*>(static_cast<__nv_bfloat16*>(a.out.operand) + tok * K + k0 + g * G);
-#pragma unroll
-          for (int v = 0; v < G / 8; ++v)
-            dst[v] = pad ? make_uint4(0, 0, 0, 0) : make_uint4(op[4 * v], op[4 * v + 1], op[4 * v + 2], op[4 * v + 3]);
-        }
-        if (!pad && a.out.codes)
-          *reinterpret_cast<uint2*>(a.out.codes + (tok * K + k0 + g * G) / 2) = make_uint2(codew[0], codew[1]);
-        if (!pad && a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(scode);
+        if (a.out.operand)
+          *reinterpret_cast<uint4*>(static_cast<__nv_bfloat16*>(a.out.operand) + tok * K + col) =
+              pad ? make_uint4(0, 0, 0, 0) : make_uint4(op[0], op[1], op[2], op[3]);
+        if (!pad && want_codes) *reinterpret_cast<uint32_t*>(a.out.codes + (tok * K + col) / 2) = codew[0];
+        if (!pad && lead && a.out.scales) a.out.scales[tok * nbk + k0 / G + g] = uint8_t(scode);
       }
     }
+    stage = stage + 1 == kStages ? 0 : stage + 1;
+    nstage = nstage + 1 == kStages ? 0 : nstage + 1;
+    if (++tt == ntiles) { tt = 0; ++c; }
   }
   if (a.out.counters) {
     if (kMX) dev::count_warp(cnt.span, a.out.counters + kSpanExceeded);
@@ -396,6 +406,9 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
   int dev = 0, sms = 132;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  if (detail::ceil_div(operand_rows(M), 256) * detail::ceil_div(K, detail::kChunk) >= (int64_t(1) << 31))
+    return detail::fail(cudaErrorInvalidValue, "%s: M = %lld, K = %lld: too many 256 x 128 tiles", fn, (long long)M,
+                        (long long)K);
   KernelArgs args{x, M, K, t.T, t.num_blocks == 1 ? 0 : 1, cfg.nvfp4_global, out};
   const bool tr = t.T != nullptr;
   cudaError_t e = cudaSuccess;
