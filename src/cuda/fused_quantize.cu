@@ -12,6 +12,7 @@
 // The chunk's E_max (MX formats) is exchanged through shared memory after one barrier; the
 // element codecs are branch-free (round_to_spacing) and the outputs are written from registers.
 #include <algorithm>
+#include <atomic>
 
 #include "cuda/internal.h"
 #include "cuda/quant_codec.cuh"
@@ -369,9 +370,18 @@ template <QFormat F, bool kTransform>
 cudaError_t launch(const KernelArgs& args, int sms, cudaStream_t stream) {
   using S = Shape<F>;
   const size_t smem = S::smem(kTransform);
-  cudaError_t e = cudaFuncSetAttribute(fused_quantize_kernel<F, kTransform>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-  if (e != cudaSuccess) return e;
+  // Raise the dynamic shared-memory limit once per device (a host call per launch costs
+  // microseconds, which matter at small M).
+  static std::atomic<uint64_t> done{0};
+  int dev = 0;
+  if (cudaError_t e = cudaGetDevice(&dev)) return e;
+  const uint64_t bit = uint64_t(1) << (dev & 63);
+  if (!(done.load(std::memory_order_acquire) & bit)) {
+    cudaError_t e = cudaFuncSetAttribute(fused_quantize_kernel<F, kTransform>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+    done.fetch_or(bit, std::memory_order_release);
+  }
   const int64_t items = detail::ceil_div(operand_rows(args.M), S::kRows) * detail::ceil_div(args.K, kChunk);
   const unsigned grid = unsigned(std::min<int64_t>(items, sms));  // persistent: one CTA per SM
   fused_quantize_kernel<F, kTransform><<<grid, kThreads, smem, stream>>>(args);
