@@ -2,11 +2,12 @@
 //   1. the device-to-device copy bandwidth (bytes read + written): the ceiling of the quantizer;
 //   2. fused transform + quantize at M = K = 8192 for identity / shared Hadamard / per-block WUSH
 //      matrices and each output kind, as time and % of copy bandwidth;
-//   3. at Llama-3.1-8B shapes and M in {1, 16, 128, 1024, 4096, 8192}: BF16 cuBLASLt GEMM,
-//      the FP8 VEC128 GEMM alone, and WUSH transform + quantize + GEMM, as speed-ups over BF16.
+//   3. at Llama-3.1-8B and -70B shapes and M in {1, 128, 1024, 4096, 8192}: BF16 cuBLASLt GEMM,
+//      the quantizer alone, the FP8 VEC128 GEMM alone, WUSH transform + quantize + GEMM, and the
+//      FP8 GEMM with row-wise / tensor-wise scales (the cheaper modes), as speed-ups over BF16.
 // CUDA events around batches of launches, median over batches; weights rotate through copies
 // that together exceed L2 so that repeated runs do not time the cache. Random data, never zeros.
-//   wush_cuda_bench [--quick]
+//   w4a4_bench [--quick] [--quant-only]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -100,7 +101,11 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  bool quick = false, quant_only = false;  // --quick: fewer reps and sizes; --quant-only: skip the GEMMs
+  for (int i = 1; i < argc; ++i) {
+    quick = quick || std::strcmp(argv[i], "--quick") == 0;
+    quant_only = quant_only || std::strcmp(argv[i], "--quant-only") == 0;
+  }
   if (quick) g_reps = 5;
   int dev = 0;
   cudaDeviceProp prop{};
@@ -197,19 +202,25 @@ int main(int argc, char** argv) {
       cudaFree(p);
   }
 
-  // ---- 3. GEMMs at Llama-3.1-8B shapes ---------------------------------------------------------
+  // ---- 3. GEMMs at Llama-3.1-8B and -70B shapes ---------------------------------------------
   struct NK { int64_t N, K; const char* what; };
-  const NK shapes[] = {{4096, 4096, "q/o proj"}, {14336, 4096, "gate/up"}, {1024, 4096, "k/v proj"},
-                       {4096, 14336, "down"}};
-  std::vector<int64_t> Ms = {1, 16, 128, 1024, 4096, 8192};
-  if (quick) Ms = {1, 128, 4096};
+  const NK shapes[] = {{4096, 4096, "8B q/o"},     {14336, 4096, "8B gate/up"}, {1024, 4096, "8B k/v"},
+                       {4096, 14336, "8B down"},   {8192, 8192, "70B q/o"},     {28672, 8192, "70B gate/up"},
+                       {1024, 8192, "70B k/v"},    {8192, 28672, "70B down"}};
+  std::vector<int64_t> Ms = {1, 128, 1024, 4096, 8192};
+  if (quick) Ms = {1, 4096};
+  const int nshapes = quant_only ? 0 : int(sizeof(shapes) / sizeof(shapes[0]));
   table.push_back("");
   table.push_back("GEMM (bf16 out) vs BF16 cuBLASLt; W4A4 = MXFP4 via FP8 E4M3 + VEC128 scales; "
-                  "e2e = WUSH per-block transform + quantize + GEMM");
-  table.push_back("| N x K | M | bf16 (us) | fp8 gemm (us) | e2e (us) | gemm speed-up | e2e speed-up |");
-  table.push_back("|---|---|---|---|---|---|---|");
+                  "quant = WUSH per-block transform + quantize; e2e = quant + VEC128 GEMM, timed together; "
+                  "rowwise / tensorwise = the FP8 GEMM with OUTER_VEC_32F / SCALAR_32F scales (same operands), "
+                  "e2e(row) = quant + rowwise, summed");
+  table.push_back("| shape | N x K | M | bf16 (us) | quant (us) | vec128 (us) | e2e (us) | e2e speed-up | "
+                  "rowwise (us) | tensorwise (us) | e2e(row) speed-up |");
+  table.push_back("|---|---|---|---|---|---|---|---|---|---|---|");
   const QuantConfig cfg{QFormat::MXFP4, 10.0f};
-  for (const NK& s : shapes) {
+  for (int si = 0; si < nshapes; ++si) {
+    const NK& s = shapes[si];
     const int64_t N = s.N, K = s.K, nch = (K + 127) / 128;
     const size_t wbytes_bf16 = size_t(N * K) * 2;
     const int copies = int(std::min<size_t>(8, std::max<size_t>(1, (size_t(256) << 20) / (wbytes_bf16 / 2) + 1)));
@@ -232,18 +243,33 @@ int main(int argc, char** argv) {
     const int64_t Mmax = Ms.back();
     __nv_bfloat16* x = dalloc<__nv_bfloat16>(size_t(Mmax * K));
     random_bf16(x, size_t(Mmax * K), 7);
-    uint8_t* x8 = dalloc<uint8_t>(size_t(Mmax * K));
-    float* xsc = dalloc<float>(size_t(Mmax * nch));
-    __nv_bfloat16* y = dalloc<__nv_bfloat16>(size_t(Mmax * N));
+    uint8_t* x8 = dalloc<uint8_t>(size_t(operand_rows(Mmax) * K));
+    float* xsc = dalloc<float>(size_t(operand_rows(Mmax) * nch));
+    __nv_bfloat16* y = dalloc<__nv_bfloat16>(size_t(operand_rows(Mmax) * N));
+    // Row / tensor scales for the cheaper modes: ones (their values do not change the timing).
+    std::vector<float> ones(size_t(std::max<int64_t>(N, operand_rows(Mmax))), 1.0f);
+    float* rs = dalloc<float>(ones.size());
+    CK(cudaMemcpy(rs, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaDeviceSynchronize());
     for (int64_t M : Ms) {
-      GemmPlan *pb = nullptr, *p8 = nullptr;
+      GemmPlan *pb = nullptr, *p8 = nullptr, *pr = nullptr, *pt = nullptr;
       CK(gemm_plan_create(&pb, GemmKind::BF16, M, N, K, 1.0f));
       CK(gemm_plan_create(&p8, GemmKind::FP8_VEC128, M, N, K, gemm_alpha(cfg)));
+      if (gemm_plan_create(&pr, GemmKind::FP8_ROWWISE, M, N, K, gemm_alpha(cfg)) != cudaSuccess) {
+        std::printf("rowwise plan: %s\n", last_error_message());
+        pr = nullptr;
+      }
+      if (gemm_plan_create(&pt, GemmKind::FP8_TENSORWISE, M, N, K, gemm_alpha(cfg)) != cudaSuccess) {
+        std::printf("tensorwise plan: %s\n", last_error_message());
+        pt = nullptr;
+      }
       const QuantizeOutputs qo{nullptr, nullptr, x8, xsc, nullptr};
       CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32}, cfg, qo, 0));
       const int inner = M <= 128 ? 20 : (M <= 1024 ? 10 : 3);
       const double t_bf = time_us([&](int i) { CK(gemm_run(pb, x, nullptr, wb[i % copies], nullptr, y, 0)); }, inner);
+      const double t_q = time_us([&](int) {
+        CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32}, cfg, qo, 0));
+      }, inner);
       const double t_8 = time_us([&](int i) {
         CK(gemm_run(p8, x8, xsc, w8[i % copies], wsc[i % copies], y, 0));
       }, inner);
@@ -251,15 +277,25 @@ int main(int argc, char** argv) {
         CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32}, cfg, qo, 0));
         CK(gemm_run(p8, x8, xsc, w8[i % copies], wsc[i % copies], y, 0));
       }, inner);
-      std::snprintf(line, sizeof line, "| %lld x %lld (%s) | %lld | %.1f | %.1f | %.1f | %.2fx | %.2fx |",
-                    (long long)N, (long long)K, s.what, (long long)M, t_bf, t_8, t_e2e, t_bf / t_8, t_bf / t_e2e);
+      const double t_r = pr ? time_us([&](int i) { CK(gemm_run(pr, x8, rs, w8[i % copies], rs, y, 0)); }, inner) : 0;
+      const double t_t = pt ? time_us([&](int i) { CK(gemm_run(pt, x8, rs, w8[i % copies], rs, y, 0)); }, inner) : 0;
+      char rtxt[64], ttxt[32], rs_txt[32];
+      std::snprintf(rtxt, sizeof rtxt, pr ? "%.1f" : "n/a", t_r);
+      std::snprintf(ttxt, sizeof ttxt, pt ? "%.1f" : "n/a", t_t);
+      std::snprintf(rs_txt, sizeof rs_txt, pr ? "%.2fx" : "n/a", t_bf / (t_q + t_r));
+      std::snprintf(line, sizeof line, "| %s | %lld x %lld | %lld | %.1f | %.1f | %.1f | %.1f | %.2fx | %s | %s | %s |",
+                    s.what, (long long)N, (long long)K, (long long)M, t_bf, t_q, t_8, t_e2e, t_bf / t_e2e, rtxt, ttxt,
+                    rs_txt);
       table.push_back(line);
       std::printf("%s\n", line);
       gemm_plan_destroy(pb);
       gemm_plan_destroy(p8);
+      gemm_plan_destroy(pr);
+      gemm_plan_destroy(pt);
     }
     for (int c = 0; c < copies; ++c) { cudaFree(wb[c]); cudaFree(w8[c]); cudaFree(wsc[c]); }
-    for (void* p : {(void*)wcodes, (void*)wscales, (void*)T, (void*)x, (void*)x8, (void*)xsc, (void*)y}) cudaFree(p);
+    for (void* p : {(void*)wcodes, (void*)wscales, (void*)T, (void*)x, (void*)x8, (void*)xsc, (void*)y, (void*)rs})
+      cudaFree(p);
   }
 
   std::printf("\n==== summary (%s) ====\n", prop.name);

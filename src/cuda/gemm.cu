@@ -7,6 +7,8 @@
 //               scale per 128 of K per row, stored [ceil(K/128), rows] with rows contiguous
 //               (cuBLAS 12.9+, Hopper; 1x128 on both operands is one of the three supported
 //               Hopper pairs, with 1x128 x 128x128 and 128x128 x 1x128; no fast accumulation).
+//   FP8_ROWWISE / FP8_TENSORWISE  E4M3 with OUTER_VEC_32F (one fp32 per row: [rows]) or
+//               SCALAR_32F (one device fp32 per operand) scales.
 //   NATIVE_*    Blackwell (cc >= 10): packed E2M1 with VEC32_UE8M0 / VEC16_UE4M3 block scales in
 //               cuBLASLt's 128x4-tiled layout. Compiled, not run here (no Blackwell machine).
 #include <cublasLt.h>
@@ -51,6 +53,8 @@ cudaError_t build(GemmPlan* p, OutType out_type) {
     case GemmKind::FP8_VEC128: in_type = CUDA_R_8F_E4M3; scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F; break;
     case GemmKind::NATIVE_MXFP4: in_type = CUDA_R_4F_E2M1; scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0; break;
     case GemmKind::NATIVE_NVFP4: in_type = CUDA_R_4F_E2M1; scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3; break;
+    case GemmKind::FP8_ROWWISE: in_type = CUDA_R_8F_E4M3; scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F; break;
+    case GemmKind::FP8_TENSORWISE: in_type = CUDA_R_8F_E4M3; scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F; break;
   }
   const cudaDataType_t d_type = out_type == OutType::FP32 ? CUDA_R_32F : CUDA_R_16BF;
   WUSH_LT(cublasLtCreate(&p->lt));

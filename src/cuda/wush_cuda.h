@@ -110,6 +110,10 @@ enum class GemmKind : int {
   FP8_VEC128,    // E4M3 x E4M3, fp32 scale per 128 of K on both operands (Hopper, MX formats)
   NATIVE_MXFP4,  // Blackwell only: packed E2M1 + VEC32_UE8M0 scales (compile-only here)
   NATIVE_NVFP4,  // Blackwell only: packed E2M1 + VEC16_UE4M3 scales (compile-only here)
+  // Cheaper Hopper scaling modes (cuBLASLt OUTER_VEC_32F / SCALAR_32F), timed by the benchmark
+  // to size the gain of folding exact group spans into one scale per row / tensor:
+  FP8_ROWWISE,     // E4M3 x E4M3, one fp32 scale per row of each operand ([rows] floats)
+  FP8_TENSORWISE,  // E4M3 x E4M3, one fp32 scale per operand (a device float each)
 };
 enum class OutType : int { BF16 = 0, FP32 };
 
