@@ -13,7 +13,7 @@ FormatQuantizer::FormatQuantizer(Format f, float global_scale) : f_(f), g_(globa
 at::Tensor FormatQuantizer::scales(const at::Tensor& xg) const { return group_scales(xg, f_, g_); }
 
 at::Tensor FormatQuantizer::quantize(const at::Tensor& x, const at::Tensor& s) const {
-  return quantize_with_scales(x, s, f_, g_);
+  return quantize_with_scales(x, s.to(at::kFloat), f_, g_);
 }
 
 }  // namespace wush

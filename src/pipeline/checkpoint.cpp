@@ -1,0 +1,225 @@
+#include "pipeline/checkpoint.h"
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "formats/codecs.h"
+#include "model/hf_model.h"
+#include "model/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace wush {
+
+static const char* kVersion = "0.1.0";
+
+// Element payload name: E2M1 formats store ".e2m1", the integer formats ".int4" (docs/FORMAT.md).
+static const char* code_tensor(Format f) {
+  return (f == Format::MXINT4 || f == Format::INT4) ? "int4" : "e2m1";
+}
+
+// Per REFERENCE §8: decode = E2M1(code) * scale * weight_global_scale.
+static float weight_global(Format f, float g) {
+  switch (f) {
+    case Format::MXFP4: return 1.0f / 3.0f;
+    case Format::NVFP4: return 1.0f / g;
+    default: return 1.0f;
+  }
+}
+static float act_scale_scale(Format f) { return f == Format::NVFP4 ? 6.0f : 4.0f; }
+
+// Group scales (exact float values) -> stored scale tensor: E8M0 / E4M3 raw bytes, or BF16.
+static SafeTensor encode_scales(const at::Tensor& scales, Format f) {
+  at::Tensor s = scales.to(at::kFloat).contiguous();
+  ScaleType st = traits(f).scale;
+  if (st == ScaleType::BF16) return SafeTensor::of(s.to(at::kBFloat16));
+  at::Tensor out = at::empty(s.sizes(), at::kByte);
+  const float* p = s.data_ptr<float>();
+  uint8_t* o = out.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    if (st == ScaleType::E8M0) {
+      if (p[i] == 0) {
+        o[i] = 0;  // all-zero group: the smallest scale, codes are all zero
+      } else {
+        int e = 0;
+        float m = std::frexp(p[i], &e);
+        WUSH_ASSERT(m == 0.5f && e - 1 + 127 >= 0 && e - 1 + 127 <= 254);
+        o[i] = uint8_t(e - 1 + 127);
+      }
+    } else {
+      WUSH_ASSERT(st == ScaleType::E4M3);
+      o[i] = e4m3_encode_ref(p[i]);
+      WUSH_ASSERT(e4m3_decode_ref(o[i]) == p[i]);
+    }
+  }
+  return SafeTensor::raw(out, st == ScaleType::E8M0 ? "F8_E8M0" : "F8_E4M3");
+}
+
+static at::Tensor decode_scales(const SafeTensor& t, Format f, const std::string& name) {
+  ScaleType st = traits(f).scale;
+  if (st == ScaleType::BF16) {
+    WUSH_CHECK(t.dtype == "BF16", "%s: scale_quant dtype %s, expected BF16 for %s", name.c_str(), t.dtype.c_str(),
+               traits(f).name);
+    return t.data.to(at::kFloat);
+  }
+  const char* want = st == ScaleType::E8M0 ? "F8_E8M0" : "F8_E4M3";
+  WUSH_CHECK(t.dtype == want, "%s: scale_quant dtype %s, expected %s for %s", name.c_str(), t.dtype.c_str(), want,
+             traits(f).name);
+  at::Tensor u = t.data.contiguous();
+  at::Tensor out = at::empty(u.sizes(), at::kFloat);
+  const uint8_t* p = u.data_ptr<uint8_t>();
+  float* o = out.data_ptr<float>();
+  for (int64_t i = 0; i < u.numel(); ++i) {
+    o[i] = st == ScaleType::E8M0 ? e8m0_decode_ref(p[i]) : e4m3_decode_ref(p[i]);
+    WUSH_CHECK(o[i] == o[i], "%s: NaN scale code at index %lld", name.c_str(), (long long)i);
+  }
+  return out;
+}
+
+static at::Tensor scalar_f32(float v) { return at::full({}, v, at::kFloat); }
+
+void save_quantized(const QuantizedModel& qm, const std::string& dir, const CheckpointOptions& opt) {
+  const Recipe& r = qm.recipe;
+  AtomicDir out(dir, opt.force);
+  nlohmann::json cfg = config_to_json(qm.base.config);
+  const int64_t G = qm.linears->empty() ? 32 : qm.linears->begin()->second.group;
+  cfg["quantization_config"] = {{"quant_method", "wush"},
+                                {"format", format_name(r.format)},
+                                {"group_size", G},
+                                {"transform", r.transform},
+                                {"method", weight_method_name(r.weights)},
+                                {"recipe", r.to_string()},
+                                {"acts", r.quantize_acts ? "quantized" : "fp"},
+                                {"calibration", qm.calibration},
+                                {"wush_version", kVersion}};
+  write_file_atomic(out.file("config.json"), cfg.dump(2) + "\n");
+  // Tokenizer and generation config beside the source model.
+  if (!qm.base.path.empty() && is_directory(qm.base.path)) {
+    for (const char* f : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                          "special_tokens_map.json"})
+      if (path_exists(qm.base.path + "/" + f)) fs::copy_file(qm.base.path + "/" + f, out.file(f));
+  } else if (!qm.base.tokenizer_path.empty() && path_exists(qm.base.tokenizer_path)) {
+    fs::copy_file(qm.base.tokenizer_path, out.file(fs::path(qm.base.tokenizer_path).filename().string()));
+  }
+
+  std::vector<std::pair<std::string, SafeTensor>> tensors;
+  for (const auto& [name, t] : qm.base.weights) tensors.emplace_back(name, SafeTensor::of(t.contiguous()));
+  for (const auto& [p, q] : *qm.linears) {
+    const int64_t Cp = q.padded_in(), nb = Cp / q.group;
+    at::Tensor T = q.T.defined() ? q.T : at::eye(q.group, at::kFloat).expand({nb, q.group, q.group});
+    if (T.size(0) == 1 && nb > 1) T = T.expand({nb, q.group, q.group});
+    tensors.emplace_back(p + ".transform", SafeTensor::of(T.to(at::kBFloat16).contiguous()));
+    if (q.bias.defined()) tensors.emplace_back(p + ".bias", SafeTensor::of(q.bias.contiguous()));
+    if (Cp != q.in_features) tensors.emplace_back(p + ".in_features", SafeTensor::of(at::full({}, q.in_features, at::kLong)));
+    if (q.format == Format::None) {
+      tensors.emplace_back(p + ".weight", SafeTensor::of(q.dense.contiguous()));
+      continue;
+    }
+    const QuantizedTensor& w = q.weight;
+    tensors.emplace_back(p + "." + code_tensor(q.format), SafeTensor::of(w.codes.contiguous()));
+    tensors.emplace_back(p + ".scale_quant", encode_scales(w.scales, q.format));
+    tensors.emplace_back(p + ".weight_global_scale", SafeTensor::of(scalar_f32(weight_global(q.format, w.global_scale))));
+    tensors.emplace_back(p + ".activation_global_scale", SafeTensor::of(scalar_f32(weight_global(q.format, 10.0f))));
+    tensors.emplace_back(p + ".activation_scale_scale", SafeTensor::of(scalar_f32(act_scale_scale(q.format))));
+  }
+  std::vector<SafeTensorSpec> specs;
+  for (auto& [n, t] : tensors) specs.push_back({n, t.dtype, t.shape()});
+  write_safetensors_dir(out.tmp_path(), specs, [&](size_t i) { return tensors[i].second; }, opt.max_shard_bytes,
+                        opt.always_index);
+  out.commit();
+}
+
+bool is_quantized_checkpoint(const std::string& dir) {
+  if (!is_directory(dir) || !path_exists(dir + "/config.json")) return false;
+  auto j = nlohmann::json::parse(read_file(dir + "/config.json"), nullptr, false);
+  return !j.is_discarded() && j.contains("quantization_config") &&
+         j["quantization_config"].value("quant_method", "") == "wush";
+}
+
+QuantizedModel load_quantized(const std::string& dir) {
+  const std::string cfg_path = dir + "/config.json";
+  auto j = nlohmann::json::parse(read_file(cfg_path), nullptr, false);
+  WUSH_CHECK(!j.is_discarded(), "%s: invalid JSON", cfg_path.c_str());
+  WUSH_CHECK(j.contains("quantization_config"), "%s: no quantization_config (not a wush checkpoint)", cfg_path.c_str());
+  const auto& qc = j["quantization_config"];
+  QuantizedModel qm;
+  try {
+    qm.recipe = parse_recipe(qc.at("recipe").get<std::string>());
+  } catch (const nlohmann::json::exception& e) {
+    WUSH_FAIL("%s: quantization_config lacks 'recipe' (%s)", cfg_path.c_str(), e.what());
+  }
+  qm.calibration = qc.value("calibration", nlohmann::json(nullptr));
+  qm.base.config = parse_config(j, cfg_path);
+  qm.base.path = dir;
+  for (const char* f : {"tokenizer.json", "tokenizer.model", "tok512.bin"})
+    if (path_exists(dir + "/" + f)) {
+      qm.base.tokenizer_path = dir + "/" + f;
+      break;
+    }
+  std::string st = path_exists(dir + "/model.safetensors.index.json") ? dir + "/model.safetensors.index.json"
+                                                                       : dir + "/model.safetensors";
+  std::map<std::string, SafeTensor> all = read_safetensors(st);
+  const Format f = qm.recipe.format;
+  const int64_t G = qc.value("group_size", int64_t(32));
+  for (int64_t l = 0; l < qm.base.config.num_layers; ++l)
+    for (int i = 0; i < 7; ++i) {
+      const std::string p = linear_prefix(l, i);
+      auto take = [&](const std::string& suffix, bool required) -> std::optional<SafeTensor> {
+        auto it = all.find(p + suffix);
+        if (it == all.end()) {
+          WUSH_CHECK(!required, "%s: missing tensor '%s%s'", dir.c_str(), p.c_str(), suffix.c_str());
+          return std::nullopt;
+        }
+        SafeTensor t = it->second;
+        all.erase(it);
+        return t;
+      };
+      QuantLinear q;
+      q.name = p;
+      q.format = f;
+      q.quantize_acts = qm.recipe.quantize_acts;
+      q.transform = qm.recipe.transform;
+      q.group = G;
+      q.drop_pad = q.transform == "identity" || q.transform == "smoothquant";
+      at::Tensor T = take(".transform", true)->data.to(at::kFloat);
+      WUSH_CHECK(T.dim() == 3 && T.size(1) == G && T.size(2) == G, "%s: '%s.transform' has shape %s, expected [C/%lld, %lld, %lld]",
+                 dir.c_str(), p.c_str(), c10::str(T.sizes()).c_str(), (long long)G, (long long)G, (long long)G);
+      const int64_t Cp = T.size(0) * G;
+      if (q.transform != "identity") q.T = T;
+      auto inf = take(".in_features", false);
+      q.in_features = inf ? inf->data.item<int64_t>() : Cp;
+      WUSH_CHECK(q.in_features <= Cp && q.in_features > Cp - G, "%s: '%s.in_features' = %lld does not fit %lld blocks",
+                 dir.c_str(), p.c_str(), (long long)q.in_features, (long long)T.size(0));
+      if (auto b = take(".bias", false)) q.bias = b->data.to(at::kFloat);
+      if (f == Format::None) {
+        q.dense = take(".weight", true)->data.to(at::kFloat);
+      } else {
+        SafeTensor codes = *take(std::string(".") + code_tensor(f), true);
+        SafeTensor sc = *take(".scale_quant", true);
+        float wg = take(".weight_global_scale", true)->data.item<float>();
+        take(".activation_global_scale", false);
+        take(".activation_scale_scale", false);
+        const int64_t R = codes.data.size(0);
+        WUSH_CHECK(codes.dtype == "U8" && codes.data.dim() == 2 && codes.data.size(1) * 2 == Cp,
+                   "%s: '%s' codes have shape %s, expected [R, %lld] U8", dir.c_str(), p.c_str(),
+                   c10::str(codes.data.sizes()).c_str(), (long long)(Cp / 2));
+        QuantizedTensor w;
+        w.format = f;
+        w.codes = codes.data.contiguous();
+        w.scales = decode_scales(sc, f, p + ".scale_quant");
+        WUSH_CHECK(w.scales.dim() == 2 && w.scales.size(0) == R && w.scales.size(1) * G == Cp,
+                   "%s: '%s.scale_quant' has shape %s, expected [%lld, %lld]", dir.c_str(), p.c_str(),
+                   c10::str(w.scales.sizes()).c_str(), (long long)R, (long long)(Cp / G));
+        w.shape = {R, Cp};
+        w.global_scale = f == Format::NVFP4 ? 1.0f / wg : 1.0f;
+        q.weight = w;
+        q.refresh_dense();
+      }
+      qm.linears->emplace(p, std::move(q));
+    }
+  for (auto& [name, t] : all) qm.base.weights[name] = t.data;
+  return qm;
+}
+
+}  // namespace wush

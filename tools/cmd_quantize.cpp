@@ -1,0 +1,64 @@
+// wush quantize: a model + calibration text -> a W4A4 (or W4A16) checkpoint (REFERENCE.md §4, §8).
+#include <cstdio>
+
+#include "cli.h"
+#include "core/atomic_file.h"
+#include "eval/perplexity.h"
+#include "pipeline/checkpoint.h"
+#include "pipeline/quantize_model.h"
+#include "quant_args.h"
+#include "runtime_args.h"
+
+namespace {
+
+struct QuantizeArgs {
+  wush::cli::RuntimeArgs rt;
+  wush::cli::CalibArgs calib;
+  wush::cli::RecipeArgs recipe;
+  std::string out, json;
+  bool force = false;
+  int64_t batch = 8;
+  uint64_t transform_seed = 0;
+};
+
+wush::cli::Register reg(
+    "quantize", "quantize a model's linears to W4A4/W4A16 with a block transform and RTN or GPTQ",
+    [](CLI::App& app) -> wush::cli::Action {
+      auto a = std::make_shared<QuantizeArgs>();
+      a->rt.add(app);
+      a->recipe.add(app);
+      a->calib.add(app);
+      app.add_option("--out", a->out, "output checkpoint directory (docs/FORMAT.md)")->required();
+      app.add_flag("--force", a->force, "replace an existing output directory");
+      app.add_option("--batch-size", a->batch, "calibration windows per forward pass")->capture_default_str();
+      app.add_option("--transform-seed", a->transform_seed, "seed of the random transform")->capture_default_str();
+      app.add_option("--json", a->json, "write a summary (per-layer timings, recipe, calibration) ('-' = stdout)");
+      return [a] {
+        wush::Recipe r = a->recipe.get();
+        WUSH_CHECK(a->force || !wush::path_exists(a->out), "%s: output already exists (pass --force to replace it)",
+                   a->out.c_str());
+        wush::Model m = a->rt.load();
+        auto tok = a->rt.load_tok(m);
+        wush::CalibrationSet cs = a->calib.load(*tok, m.config.max_position);
+        wush::QuantizeOptions o;
+        o.recipe = r;
+        o.batch = a->batch;
+        o.seed = a->transform_seed;
+        o.device = a->rt.torch_device();
+        wush::QuantizeReport rep;
+        wush::QuantizedModel qm = wush::quantize_model(m, cs.tokens, o, &rep);
+        qm.calibration = a->calib.to_json(cs);
+        wush::CheckpointOptions co;
+        co.force = a->force;
+        wush::save_quantized(qm, a->out, co);
+        std::printf("%s: %s (%s), %zu linears quantized in %.1f s -> %s\n", m.path.c_str(), r.to_string().c_str(),
+                    r.display_name().c_str(), qm.linears->size(), rep.seconds, a->out.c_str());
+        if (!a->json.empty())
+          wush::cli::write_json(a->json, {{"model", m.path}, {"out", a->out}, {"recipe", r.to_string()},
+                                          {"name", r.display_name()}, {"calibration", qm.calibration},
+                                          {"seconds", rep.seconds}, {"layers", rep.layers}});
+        return 0;
+      };
+    });
+
+}  // namespace
