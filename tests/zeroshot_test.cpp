@@ -94,7 +94,8 @@ TEST(Loglikelihood, MatchesFloat64ReferenceOnEveryPath) {
   for (int c = 0; c < 3; ++c) req.push_back({ids(40, 1), ids(1 + 2 * c, c + 2)});  // shared: (3-1)*39 >= 48
   for (int c = 0; c < 2; ++c) req.push_back({ids(62, 5), ids(3 + c, c + 9)});     // 62 + 3 > 65: truncated
   req.push_back({ids(5, 3), ids(4, 4)});
-  req.push_back({{1}, ids(64, 6)});  // continuation of the whole context length
+  req.push_back({{1}, ids(64, 6)});     // continuation of the whole context length
+  req.push_back({{1, 2}, ids(70, 8)});  // longer than the context: its last 64 tokens
   std::vector<LoglikResult> shared = score_continuations(tf, nullptr, req, {2, true});
   std::vector<LoglikResult> full = score_continuations(tf, nullptr, req, {4, false});
   for (size_t i = 0; i < req.size(); ++i) {
@@ -103,19 +104,22 @@ TEST(Loglikelihood, MatchesFloat64ReferenceOnEveryPath) {
     Mat lp = ref_log_softmax(m, in);
     double sum = 0;
     bool greedy = true;
-    const size_t p0 = in.size() - req[i].continuation.size();
-    for (size_t t = 0; t < req[i].continuation.size(); ++t) {
+    const TokenSeq& cont = req[i].continuation;
+    const size_t m = std::min(cont.size(), in.size()), p0 = in.size() - m, c0 = cont.size() - m;
+    for (size_t t = 0; t < m; ++t) {
       const Vec& row = lp[p0 + t];
-      sum += row[size_t(req[i].continuation[t])];
-      greedy = greedy && argmax_of(row) == size_t(req[i].continuation[t]);
+      sum += row[size_t(cont[c0 + t])];
+      greedy = greedy && argmax_of(row) == size_t(cont[c0 + t]);
     }
+    EXPECT_EQ(full[i].tokens, int64_t(m));
+    EXPECT_EQ(full[i].clipped, cont.size() > size_t(L)) << i;
     EXPECT_NEAR(shared[i].logprob, sum, 2e-5 * (1 + std::abs(sum))) << "request " << i;
     EXPECT_NEAR(full[i].logprob, sum, 2e-5 * (1 + std::abs(sum))) << "request " << i;
     EXPECT_EQ(shared[i].greedy, greedy) << i;
     EXPECT_EQ(full[i].greedy, greedy) << i;
   }
   EXPECT_THROW(score_continuations(tf, nullptr, {{{}, {1}}}, {}), Error);       // empty context
-  EXPECT_THROW(score_continuations(tf, nullptr, {{{1}, ids(65, 1)}}, {}), Error);  // longer than the context
+  EXPECT_THROW(score_continuations(tf, nullptr, {{{1}, {}}}, {}), Error);       // empty continuation
   EXPECT_THROW(score_continuations(tf, nullptr, {{{1}, {40}}}, {}), Error);       // outside the vocabulary
 }
 

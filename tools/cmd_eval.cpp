@@ -121,6 +121,12 @@ wush::cli::Register reg("eval", "perplexity, zero-shot tasks and KL divergence o
         const wush::TaskResult& r = res.back();
         out["tasks"][r.task] = {{"acc", r.acc}, {"acc_norm", r.acc_norm}, {"n", r.n}, {"seconds", r.seconds}};
         if (r.ppl > 0) out["tasks"][r.task]["ppl"] = r.ppl;
+        if (r.clipped > 0) {
+          out["tasks"][r.task]["clipped"] = r.clipped;
+          std::fprintf(stderr, "note: %s: %lld continuations longer than the model's context (%lld): their last %lld tokens scored\n",
+                       r.task.c_str(), (long long)r.clipped, (long long)m.config.max_position,
+                       (long long)m.config.max_position);
+        }
       }
       print_task_table(res);
       auto [avg, avg_norm] = wush::average_accuracy(res);

@@ -53,11 +53,12 @@ void score_full(Transformer& model, const ForwardHooks* hooks, const std::vector
       const size_t k = order[start + b];
       const TokenSeq& cont = req[idx[k]].continuation;
       rows.push_back(&inputs[k]);
-      // The last |cont| input positions predict the continuation's tokens.
-      const int64_t p0 = int64_t(inputs[k].size() - cont.size());
-      for (size_t t = 0; t < cont.size(); ++t) {
-        flat.push_back(int64_t(b) * T + p0 + int64_t(t));
-        targets.push_back(cont[t]);
+      // The last `m` input positions predict the continuation's last m tokens (all of them unless
+      // the continuation is longer than the input).
+      const size_t m = std::min(cont.size(), inputs[k].size()), p0 = inputs[k].size() - m, c0 = cont.size() - m;
+      for (size_t t = 0; t < m; ++t) {
+        flat.push_back(int64_t(b) * T + int64_t(p0 + t));
+        targets.push_back(cont[c0 + t]);
         owner.push_back(idx[k]);
       }
     }
@@ -121,11 +122,10 @@ std::vector<LoglikResult> score_continuations(Transformer& model, const ForwardH
   for (size_t i = 0; i < requests.size(); ++i) {
     const LoglikRequest& r = requests[i];
     WUSH_CHECK(!r.context.empty(), "loglikelihood request %zu: empty context (needs BOS or a prefix token)", i);
-    WUSH_CHECK(!r.continuation.empty() && int64_t(r.continuation.size()) <= L,
-               "loglikelihood request %zu: continuation of %zu tokens (must be 1..%lld, the model's context)", i,
-               r.continuation.size(), (long long)L);
+    WUSH_CHECK(!r.continuation.empty(), "loglikelihood request %zu: empty continuation", i);
     check_token_ids({r.context, r.continuation}, V);
-    out[i].tokens = int64_t(r.continuation.size());
+    out[i].tokens = std::min<int64_t>(int64_t(r.continuation.size()), L);
+    out[i].clipped = int64_t(r.continuation.size()) > L;
     out[i].greedy = true;
   }
   std::vector<size_t> full;
@@ -133,7 +133,7 @@ std::vector<LoglikResult> score_continuations(Transformer& model, const ForwardH
     size_t g1 = g0 + 1;
     while (g1 < requests.size() && requests[g1].context == requests[g0].context) ++g1;
     const int64_t Tc = int64_t(requests[g0].context.size());
-    bool share = opt.share_prefix && g1 - g0 >= 2 && Tc >= 2 && int64_t(g1 - g0 - 1) * (Tc - 1) >= kShareMinTokens;
+    bool share = opt.share_prefix && g1 - g0 >= 2 && Tc >= 2 && int64_t(g1 - g0 - 1) * (Tc - 1) >= opt.share_min_tokens;
     for (size_t i = g0; i < g1 && share; ++i) share = Tc + int64_t(requests[i].continuation.size()) <= L + 1;
     if (share)
       score_shared(model, hooks, requests, g0, g1, out, progress);

@@ -63,9 +63,10 @@ std::string svg_bar_chart(const BarChart& c) {
   const double left = 72, right = 24, top = 84, plot_h = 280;
   size_t longest = 0;
   for (const auto& g : c.groups) longest = std::max(longest, g.size());
-  const bool rotate = double(longest) * 6.5 > group_w;
+  const bool rotate = double(longest) * 6.5 > std::max(group_w, (640.0 - left - right) / double(G));
   const double bottom = rotate ? 24 + 6.0 * double(std::min<size_t>(longest, 40)) : 48;
   const double W = std::max(640.0, left + right + double(G) * group_w), H = top + plot_h + bottom;
+  const double slot = (W - left - right) / double(G);  // groups spread over the width, bars centered
   const double step = nice_step(vmax * 1.08, 5), ymax = std::max(step, std::ceil(vmax * 1.08 / step) * step);
   auto y_of = [&](double v) { return top + plot_h * (1 - v / ymax); };
 
@@ -98,7 +99,7 @@ std::string svg_bar_chart(const BarChart& c) {
               num(W - right).c_str(), num(top + plot_h).c_str(), num(top + plot_h).c_str());
   // Bars, value labels (vertical, above each bar) and group labels.
   for (size_t g = 0; g < G; ++g) {
-    const double x0 = left + double(g) * group_w + 12, cx = x0 + double(S) * bar / 2;
+    const double x0 = left + double(g) * slot + (slot - double(S) * bar) / 2, cx = x0 + double(S) * bar / 2;
     for (size_t k = 0; k < S; ++k) {
       const double v = c.values[k][g];
       if (!std::isfinite(v)) continue;

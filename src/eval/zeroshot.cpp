@@ -139,6 +139,7 @@ TaskResult evaluate_task(Transformer& model, const ForwardHooks* hooks, const To
   std::vector<LoglikResult> res = score_continuations(model, hooks, tr.requests, opt.scoring, &bar);
   bar.finish();
 
+  for (const LoglikResult& x : res) r.clipped += x.clipped ? 1 : 0;
   double acc = 0, acc_norm = 0, ll = 0;
   for (size_t i = 0; i < n; ++i) {
     const TaskDoc& d = docs[i];

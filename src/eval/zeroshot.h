@@ -55,6 +55,7 @@ struct TaskResult {
   double ppl = 0;         // LAMBADA: exp(-mean over items of the continuation's log-likelihood), lm-eval's
                           // `perplexity`; 0 for the other tasks
   int64_t requests = 0;   // continuations scored
+  int64_t clipped = 0;    // of which longer than the model's context (their last tokens scored)
   double seconds = 0;     // tokenization + scoring
 };
 
