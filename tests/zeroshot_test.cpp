@@ -308,7 +308,7 @@ TEST(Tasks, EveryFileParsesWithTheReadmeCounts) {
   EXPECT_EQ(arc.gold, 0);
   TaskDoc lam = first_doc("lambada");
   EXPECT_EQ(lam.continuations, std::vector<std::string>{" signs"});
-  EXPECT_EQ(lam.contexts[0].substr(lam.contexts[0].size() - 15), "I don't care about");
+  EXPECT_EQ(lam.contexts[0].substr(lam.contexts[0].size() - 18), "I don't care about");
   TaskDoc hs = first_doc("hellaswag");
   EXPECT_EQ(hs.contexts[0], "Roof shingle removal: A man is sitting on a roof. He");  // ctx_b capitalized
   EXPECT_EQ(hs.continuations[3], " starts pulling up roofing on a roof.");

@@ -30,14 +30,18 @@ at::Tensor final_hidden(Transformer& model, const at::Tensor& tokens, const Forw
 
 int64_t head_chunk_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t(1) << 26) / vocab); }
 
+at::Tensor logprob_rows(Transformer& model, const at::Tensor& hs) {
+  at::Tensor logits = model.head(hs);  // fp32 (fp64 for a float64 test model)
+  if (logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
+  return at::log_softmax(logits, -1);
+}
+
 void for_each_logprob_chunk(Transformer& model, const at::Tensor& hs,
                             const std::function<void(int64_t, const at::Tensor&)>& fn) {
   const int64_t rows = hs.size(0), chunk = head_chunk_rows(model.config().vocab_size);
   for (int64_t r = 0; r < rows; r += chunk) {
     const int64_t m = std::min(chunk, rows - r);
-    at::Tensor logits = model.head(hs.narrow(0, r, m));  // fp32 (fp64 for a float64 test model)
-    if (logits.scalar_type() != at::kDouble) logits = logits.to(at::kFloat);
-    fn(r, at::log_softmax(logits, -1));
+    fn(r, logprob_rows(model, hs.narrow(0, r, m)));
   }
 }
 

@@ -27,6 +27,10 @@ at::Tensor final_hidden(Transformer& model, const at::Tensor& tokens, const Forw
 // Rows of hidden states per lm_head call: bounds the fp32 logits to ~256 MB.
 int64_t head_chunk_rows(int64_t vocab);
 
+// final norm + lm_head + log-softmax of hidden rows [m, H]: fp32 whatever the compute dtype (fp64
+// for a float64 model).
+at::Tensor logprob_rows(Transformer& model, const at::Tensor& hs);
+
 // Applies the head to the rows hs [N, H] in chunks and calls fn(first_row, log-softmax [m, V]) for
 // each chunk in order; the log-softmax is fp32 whatever the compute dtype (fp64 for a float64 model).
 void for_each_logprob_chunk(Transformer& model, const at::Tensor& hs,

@@ -45,21 +45,19 @@ KlResult kl_divergence(EvalModel ref, EvalModel q, const std::vector<TokenSeq>& 
       return h.reshape({-1, h.size(2)}).index_select(0, idx.to(h.device()));
     };
     at::Tensor hr = rows_of(ref), hq = rows_of(q);
-    // Log-probabilities of the reference, chunk by chunk, then the model's for the same rows.
-    std::vector<at::Tensor> lref;
-    for_each_logprob_chunk(*ref.model, hr, [&](int64_t, const at::Tensor& lp) { lref.push_back(lp.to(at::kCPU, at::kDouble)); });
-    size_t c = 0;
     at::Tensor tgt = at::tensor(targets, at::kLong).view({-1, 1});
-    for_each_logprob_chunk(*q.model, hq, [&](int64_t r0, const at::Tensor& lp) {
-      at::Tensor lq = lp.to(at::kCPU, at::kDouble);
-      WUSH_ASSERT(c < lref.size() && lref[c].size(0) == lq.size(0));  // same vocabulary -> same chunks
-      const at::Tensor& lr = lref[c++];
+    // Both heads chunk by chunk (half the rows of one head's chunk each); fp64 on the device.
+    const int64_t nrows = hr.size(0), chunk = std::max<int64_t>(1, head_chunk_rows(cr.vocab_size) / 2);
+    for (int64_t r0 = 0; r0 < nrows; r0 += chunk) {
+      const int64_t m = std::min(chunk, nrows - r0);
+      at::Tensor lr = logprob_rows(*ref.model, hr.narrow(0, r0, m)).to(at::kDouble);
+      at::Tensor lq = logprob_rows(*q.model, hq.narrow(0, r0, m)).to(lr.device(), at::kDouble);
       kl += (lr.exp() * (lr - lq)).sum().item<double>();  // sum_v p_ref (log p_ref - log p_q)
-      agree += lr.argmax(1).eq(lq.argmax(1)).sum().item<int64_t>();
-      at::Tensor t = tgt.narrow(0, r0, lq.size(0));
+      agree += double(lr.argmax(1).eq(lq.argmax(1)).sum().item<int64_t>());
+      at::Tensor t = tgt.narrow(0, r0, m).to(lr.device());
       nll_ref -= lr.gather(1, t).sum().item<double>();
       nll_q -= lq.gather(1, t).sum().item<double>();
-    });
+    }
     r.tokens += int64_t(flat.size());
     if (progress) progress->add(int64_t(flat.size()));
   }
