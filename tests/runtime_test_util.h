@@ -5,6 +5,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -22,7 +24,8 @@ inline std::string data_path(const std::string& rel) {
 
 // Runs the wush CLI; returns its exit code, stdout in *out and stderr in *err.
 inline int run_cli(const std::string& args, std::string* out, std::string* err) {
-  std::string errf = ::testing::TempDir() + "wush_cli_stderr.txt";
+  // One file per process: CTest runs test processes in parallel.
+  std::string errf = ::testing::TempDir() + "wush_cli_stderr_" + std::to_string(getpid()) + ".txt";
   std::string cmd = std::string(WUSH_CLI_PATH) + " " + args + " 2>" + errf;
   FILE* p = popen(cmd.c_str(), "r");
   std::string o;

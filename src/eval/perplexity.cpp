@@ -24,9 +24,6 @@ std::string strip(const std::string& s) {
 
 const char* const kStorySep = "<|endoftext|>";
 
-// Rows of the final hidden states scored per lm_head call: bounds the fp32 logits to ~256 MB.
-int64_t head_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t(1) << 26) / vocab); }
-
 }  // namespace
 
 std::string default_ppl_mode(const std::string& text) {
@@ -59,47 +56,44 @@ std::vector<TokenSeq> window_sequences(const std::string& text, const Tokenizer&
   return out;
 }
 
+std::vector<size_t> longest_first(const std::vector<TokenSeq>& seqs, size_t min_len) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    if (seqs[i].size() >= min_len) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seqs[a].size() > seqs[b].size(); });
+  return order;
+}
+
 std::vector<std::vector<double>> token_logprobs(Transformer& model, const std::vector<TokenSeq>& seqs,
-                                                int64_t batch_size, Progress* progress) {
+                                                int64_t batch_size, Progress* progress, const ForwardHooks* hooks) {
   WUSH_CHECK(batch_size >= 1, "--batch-size %lld must be at least 1", (long long)batch_size);
   at::NoGradGuard no_grad;
-  const int64_t V = model.config().vocab_size;
+  check_token_ids(seqs, model.config().vocab_size);
   std::vector<std::vector<double>> out(seqs.size());
-  std::vector<size_t> order;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    for (int32_t id : seqs[i])
-      WUSH_CHECK(id >= 0 && id < V, "token id %d outside the model's vocabulary (%lld)", id, (long long)V);
-    if (seqs[i].size() >= 2) order.push_back(i);
-  }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seqs[a].size() > seqs[b].size(); });
+  const std::vector<size_t> order = longest_first(seqs, 2);
 
   for (size_t start = 0; start < order.size(); start += size_t(batch_size)) {
     const size_t n = std::min(order.size() - start, size_t(batch_size));
     const int64_t T = int64_t(seqs[order[start]].size());
-    at::Tensor tokens = at::zeros({int64_t(n), T}, at::kLong);  // right padding with id 0
-    auto acc = tokens.accessor<int64_t, 2>();
+    std::vector<const TokenSeq*> rows;
     int64_t scored = 0;
     for (size_t b = 0; b < n; ++b) {
-      const TokenSeq& s = seqs[order[start + b]];
-      for (size_t t = 0; t < s.size(); ++t) acc[int64_t(b)][int64_t(t)] = s[t];
-      scored += int64_t(s.size()) - 1;
+      rows.push_back(&seqs[order[start + b]]);
+      scored += int64_t(rows.back()->size()) - 1;
     }
-    at::Tensor h = model.embed(tokens);
-    for (int64_t l = 0; l < model.config().num_layers; ++l) h = model.block(l, h);
+    at::Tensor tokens = right_padded(rows, T);
+    at::Tensor h = final_hidden(model, tokens, hooks);
     // Position t predicts token t+1.
     at::Tensor hs = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)});
     at::Tensor tgt = tokens.narrow(1, 1, T - 1).reshape({-1, 1}).to(model.device());
     std::vector<at::Tensor> parts;
-    const int64_t rows = hs.size(0), chunk = head_rows(V);
-    for (int64_t r = 0; r < rows; r += chunk) {
-      int64_t m = std::min(chunk, rows - r);
-      at::Tensor logits = model.head(hs.narrow(0, r, m)).to(at::kFloat);
-      parts.push_back(at::log_softmax(logits, -1).gather(1, tgt.narrow(0, r, m)));
-    }
+    for_each_logprob_chunk(model, hs, [&](int64_t r, const at::Tensor& lp) {
+      parts.push_back(lp.gather(1, tgt.narrow(0, r, lp.size(0))));
+    });
     at::Tensor lp = at::cat(parts).to(at::kCPU, at::kDouble).view({int64_t(n), T - 1}).contiguous();
     const double* p = lp.data_ptr<double>();
     for (size_t b = 0; b < n; ++b) {
-      const size_t len = seqs[order[start + b]].size() - 1;
+      const size_t len = rows[b]->size() - 1;
       out[order[start + b]].assign(p + b * size_t(T - 1), p + b * size_t(T - 1) + len);
     }
     if (progress) progress->add(scored);
@@ -107,29 +101,36 @@ std::vector<std::vector<double>> token_logprobs(Transformer& model, const std::v
   return out;
 }
 
-PplResult perplexity(Transformer& model, const Tokenizer& tok, const std::string& text, const PplOptions& opt,
-                     const std::string& label) {
-  PplResult r;
-  r.mode = opt.mode.empty() ? default_ppl_mode(text) : opt.mode;
-  const int64_t ctx = model.config().max_position;
-  WUSH_CHECK(opt.seqlen >= 0 && opt.seqlen <= ctx, "%s: --seqlen %lld outside 1..%lld (the model's context)",
-             label.c_str(), (long long)opt.seqlen, (long long)ctx);
-  const int64_t len = opt.seqlen > 0 ? opt.seqlen : ctx;
+std::vector<TokenSeq> ppl_sequences(const Tokenizer& tok, const std::string& text, const PplOptions& opt,
+                                    int64_t context, const std::string& label, std::string* mode) {
+  *mode = opt.mode.empty() ? default_ppl_mode(text) : opt.mode;
+  WUSH_CHECK(opt.seqlen >= 0 && opt.seqlen <= context, "%s: --seqlen %lld outside 1..%lld (the model's context)",
+             label.c_str(), (long long)opt.seqlen, (long long)context);
+  const int64_t len = opt.seqlen > 0 ? opt.seqlen : context;
   std::vector<TokenSeq> seqs;
-  if (r.mode == "stories")
+  if (*mode == "stories")
     seqs = story_sequences(text, tok, len);
-  else if (r.mode == "windows")
+  else if (*mode == "windows")
     seqs = window_sequences(text, tok, len);
   else
-    WUSH_FAIL("--ppl-mode '%s' is not a mode (valid: stories, windows)", r.mode.c_str());
+    WUSH_FAIL("--ppl-mode '%s' is not a mode (valid: stories, windows)", mode->c_str());
   int64_t total = 0;
   for (const TokenSeq& s : seqs) total += std::max<int64_t>(0, int64_t(s.size()) - 1);
   WUSH_CHECK(total > 0, "%s: nothing to score in %s mode (%zu sequences of length %lld)", label.c_str(),
-             r.mode.c_str(), seqs.size(), (long long)len);
+             mode->c_str(), seqs.size(), (long long)len);
+  return seqs;
+}
+
+PplResult perplexity(Transformer& model, const Tokenizer& tok, const std::string& text, const PplOptions& opt,
+                     const std::string& label, const ForwardHooks* hooks) {
+  PplResult r;
+  std::vector<TokenSeq> seqs = ppl_sequences(tok, text, opt, model.config().max_position, label, &r.mode);
+  int64_t total = 0;
+  for (const TokenSeq& s : seqs) total += std::max<int64_t>(0, int64_t(s.size()) - 1);
 
   auto t0 = std::chrono::steady_clock::now();
   Progress bar("ppl " + label, total, "tok");
-  std::vector<std::vector<double>> lp = token_logprobs(model, seqs, opt.batch_size, &bar);
+  std::vector<std::vector<double>> lp = token_logprobs(model, seqs, opt.batch_size, &bar, hooks);
   double nll = 0;
   for (const auto& v : lp)
     for (double x : v) nll -= x;
