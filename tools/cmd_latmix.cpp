@@ -47,6 +47,8 @@ wush::cli::Register reg("latmix", "learn LATMiX affine transforms by distillatio
   app.add_option("--nsamples", a->cal.nsamples, "calibration windows")->capture_default_str();
   app.add_option("--temperature", a->train.temperature, "distillation temperature")->capture_default_str();
   app.add_option("--reg", a->train.reg, "lambda of the volume regularizer (sum log|s|)^2")->capture_default_str();
+  app.add_flag("!--no-scale-grad", a->train.scale_grad,
+               "pure STE: no gradient through the MX group scale (default: through amax)");
   app.add_option("--seed", a->train.seed, "seed of the initialization and the batch order")->capture_default_str();
   app.add_option("--device", a->rt.device, "cpu or cuda")->capture_default_str();
   app.add_option("--eval-windows", a->eval_windows, "calibration windows for the KL before/after (temperature 1)")
@@ -89,7 +91,7 @@ wush::cli::Register reg("latmix", "learn LATMiX affine transforms by distillatio
         {"format", a->format}, {"param", a->param}, {"init", lx::init_name(a->init_opt.init)},
         {"noise", a->init_opt.noise}, {"steps", a->train.steps}, {"lr", a->train.lr}, {"warmup", a->train.warmup},
         {"weight_decay", a->train.weight_decay}, {"batch_size", a->train.batch_size},
-        {"temperature", a->train.temperature}, {"reg", a->train.reg}, {"seed", a->train.seed},
+        {"temperature", a->train.temperature}, {"reg", a->train.reg}, {"scale_grad", a->train.scale_grad}, {"seed", a->train.seed},
         {"device", a->rt.device}, {"train_seconds", r.seconds},
         {"loss_first", r.curve.front().loss}, {"loss_last", r.curve.back().loss},
         {"kl_before", kl_before}, {"kl_after", kl_after}, {"eval_windows", ev.size(0)},

@@ -192,20 +192,21 @@ LatmixModel apply_latmix(const Model& m, const LatmixTransforms& t) {
   return r;
 }
 
-ForwardHooks training_hooks(Transformer& tr, const AffineTransform* t1, Format format, int64_t group) {
+ForwardHooks training_hooks(Transformer& tr, const AffineTransform* t1, Format format, int64_t group,
+                            bool scale_grad) {
   ForwardHooks hk;
   const double eps = tr.config().rms_norm_eps;
   hk.norm = [t1, eps](const std::string& name, const at::Tensor& h, const at::Tensor& gain) {
     return latmix_norm(*t1, eps, name, h, gain);
   };
   Transformer* trp = &tr;
-  hk.linear = [trp, format, group](const std::string& name, const at::Tensor& x) {
+  hk.linear = [trp, format, group, scale_grad](const std::string& name, const at::Tensor& x) {
     at::Tensor W = trp->weight(name + ".weight"), xx = x;
     if (ends_with(name, "mlp.down_proj")) {  // (x Had)(W Had)^T = x W^T, zero-padded to G
       xx = block_hadamard(x, group);
       W = block_hadamard(W, group);
     }
-    xx = mx_fake_quant_ste(xx, format, group);
+    xx = mx_fake_quant_ste(xx, format, group, scale_grad);
     const std::string b = name + ".bias";
     return trp->has_weight(b) ? at::linear(xx, W, trp->weight(b)) : at::linear(xx, W);
   };

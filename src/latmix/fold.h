@@ -84,8 +84,9 @@ LatmixModel apply_latmix(const Model& m, const LatmixTransforms& t);
 
 // Hooks that run a Transformer over the folded weights as the training sees it: the norm
 // override, the down_proj block Hadamard, and (format != None) straight-through MX fake-quant of
-// every linear's input, then x W^T + b with the Transformer's current weights. `t1` is read at
+// every linear's input (scale_grad: see mx_fake_quant_ste), then x W^T + b with the Transformer's current weights. `t1` is read at
 // call time (it may be the live, trained transform); `tr` must outlive the hooks.
-ForwardHooks training_hooks(Transformer& tr, const AffineTransform* t1, Format format, int64_t group);
+ForwardHooks training_hooks(Transformer& tr, const AffineTransform* t1, Format format, int64_t group,
+                            bool scale_grad = true);
 
 }  // namespace wush::latmix

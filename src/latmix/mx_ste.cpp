@@ -98,7 +98,7 @@ at::Tensor mx_fake_quant(const at::Tensor& x, Format f, int64_t G) {
   return from_groups(quantize_groups(r.g, f).first, r);
 }
 
-at::Tensor mx_fake_quant_ste(const at::Tensor& x, Format f, int64_t G) {
+at::Tensor mx_fake_quant_ste(const at::Tensor& x, Format f, int64_t G, bool scale_grad) {
   check(x, f, G);
   if (f == Format::None) return x;
   Grouped r = to_groups(x, G);
@@ -109,7 +109,13 @@ at::Tensor mx_fake_quant_ste(const at::Tensor& x, Format f, int64_t G) {
   }
   // value q, gradient mask: g * mask + (q - g * mask) with the second term detached.
   at::Tensor gm = r.g * mask.to(r.g.scalar_type());
-  return from_groups(gm + (q - gm).detach(), r);
+  at::Tensor y = gm + (q - gm).detach();
+  if (scale_grad) {  // + (amax - amax) * (q - x) / amax: zero in value, d/d amax = (q - x) / amax
+    at::Tensor amax = r.g.abs().amax(-1, /*keepdim=*/true);
+    at::Tensor slope = at::where(amax > 0, (q - r.g) / amax, at::zeros_like(q)).detach();
+    y = y + (amax - amax.detach()) * slope;
+  }
+  return from_groups(y, r);
 }
 
 }  // namespace wush::latmix

@@ -27,8 +27,14 @@ std::string ste_format_name(Format f);
 // Forward value of the fake-quantization (no autograd), in x's dtype: the reference of the STE.
 at::Tensor mx_fake_quant(const at::Tensor& x, Format f, int64_t group = 32);
 
-// Straight-through fake-quantization: forward = mx_fake_quant(x), backward = grad * inside-range
-// mask (see above). Differentiable with libtorch autograd.
-at::Tensor mx_fake_quant_ste(const at::Tensor& x, Format f, int64_t group = 32);
+// Straight-through fake-quantization: forward = mx_fake_quant(x) exactly; backward: every element
+// passes grad * inside-range mask (see above). With scale_grad, the group scale is also
+// differentiated as a function of the group's amax (its power-of-two rounding passed straight
+// through, as LSQ does for learned scales): q = x + scale * delta with delta = (q - x) / scale
+// held fixed gives dq/d amax = (q - x) / amax, which reaches the amax element. This is the signal
+// that a transform lowering the group maxima lowers the error; without it the STE sees the
+// rounding error as a constant and only rewards growing the transform (a bias the volume
+// regularizer alone does not remove). Differentiable with libtorch autograd.
+at::Tensor mx_fake_quant_ste(const at::Tensor& x, Format f, int64_t group = 32, bool scale_grad = false);
 
 }  // namespace wush::latmix

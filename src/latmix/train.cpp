@@ -32,9 +32,9 @@ struct Student {
   LatmixTransforms t;  // on the device, fp32
   ForwardHooks hooks;
 
-  Student(const Model& m, const LatmixTransforms& init, Format f, at::Device dev)
+  Student(const Model& m, const LatmixTransforms& init, Format f, at::Device dev, bool scale_grad = true)
       : tr(m, dev, at::kFloat), base(base_weights(m, dev, at::kFloat)), t(init.detached().to(dev, at::kFloat)) {
-    hooks = training_hooks(tr, &t.t1, f, t.group);
+    hooks = training_hooks(tr, &t.t1, f, t.group, scale_grad);
   }
   void refresh() {
     for (auto& [name, w] : transformed_weights(base, tr.config(), t)) tr.set_weight(name, w);
@@ -65,7 +65,7 @@ TrainResult train_latmix(const Model& m, const at::Tensor& tokens, const LatmixT
              "latmix: steps, batch size, lr and temperature must be positive, reg non-negative");
   const auto t0 = std::chrono::steady_clock::now();
   Transformer teacher(m, opt.device, at::kFloat);
-  Student st(m, init, opt.format, opt.device);
+  Student st(m, init, opt.format, opt.device, opt.scale_grad);
   st.t.set_requires_grad(true);
   torch::optim::AdamW adam(st.t.parameters(), torch::optim::AdamWOptions(opt.lr).weight_decay(opt.weight_decay));
 

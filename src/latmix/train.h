@@ -18,13 +18,14 @@ namespace wush::latmix {
 
 struct TrainOptions {
   int64_t steps = 1000;
-  double lr = 1e-3;
+  double lr = 1e-2;
   int64_t batch_size = 4;
   double temperature = 1.5;
   double reg = 1e-3;          // lambda of the volume regularizer
   int64_t warmup = 100;
   double weight_decay = 0.0;  // AdamW decoupled weight decay
   Format format = Format::MXFP4;
+  bool scale_grad = true;     // differentiate the MX group scale through amax (mx_ste.h)
   uint64_t seed = 0;
   at::Device device = at::kCPU;
   bool progress = true;
