@@ -239,3 +239,26 @@ TEST(Forward, ConfigShapeMismatchIsAnError) {
   u.config.tie_word_embeddings = false;  // but no lm_head.weight
   EXPECT_THROW(Transformer{u}, Error);
 }
+
+TEST(Forward, NormHookSeesEveryNormAndOverridesIt) {
+  Model m = tiny_model({});
+  Transformer tf(m);
+  at::Tensor tokens = random_tokens(1, 5, 32, 4);
+  std::vector<std::string> names;
+  ForwardHooks hk;
+  hk.norm = [&](const std::string& name, const at::Tensor& h, const at::Tensor& gain) {
+    names.push_back(name);
+    EXPECT_EQ(gain.data_ptr(), tf.weight(name + ".weight").data_ptr());
+    return at::Tensor();  // undefined: the model's own RMSNorm
+  };
+  EXPECT_TRUE(tf.forward(tokens, &hk).equal(tf.forward(tokens)));
+  const std::vector<std::string> want = {"model.layers.0.input_layernorm", "model.layers.0.post_attention_layernorm",
+                                         "model.layers.1.input_layernorm", "model.layers.1.post_attention_layernorm",
+                                         "model.norm"};
+  EXPECT_EQ(names, want);
+  // An override replaces the output: zeroing the final norm gives all-zero logits.
+  hk.norm = [](const std::string& name, const at::Tensor& h, const at::Tensor&) {
+    return name == "model.norm" ? at::zeros_like(h) : at::Tensor();
+  };
+  EXPECT_EQ(tf.forward(tokens, &hk).abs().max().item<float>(), 0.0f);
+}

@@ -138,6 +138,16 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& w) const
   return w * y.to(dtype_);
 }
 
+at::Tensor Transformer::norm(const std::string& name, const at::Tensor& x, const ForwardHooks* hk) const {
+  if (!hk && default_hooks_) hk = &*default_hooks_;
+  const at::Tensor& w = weight(name + ".weight");
+  if (hk && hk->norm) {
+    at::Tensor y = hk->norm(name, x, w);
+    if (y.defined()) return y;
+  }
+  return rms_norm(x, w);
+}
+
 std::pair<at::Tensor, at::Tensor> Transformer::rope_cos_sin(int64_t pos0, int64_t T) {
   at::Tensor pos = at::arange(pos0, pos0 + T, at::TensorOptions().dtype(at::kLong).device(device_)).to(at::kFloat);
   at::Tensor freqs = at::outer(pos, inv_freq_);  // [T, hd/2], one fp32 product per entry as in HF
@@ -175,7 +185,7 @@ at::Tensor Transformer::block_at(int64_t l, const at::Tensor& h, int64_t pos0, K
   const int64_t B = h.size(0), T = h.size(1), nh = cfg_.num_heads, nkv = cfg_.num_kv_heads, hd = cfg_.head_dim;
 
   // Attention.
-  at::Tensor x = rms_norm(h, weight(layer_name(l, "input_layernorm.weight")));
+  at::Tensor x = norm(layer_name(l, "input_layernorm"), h, hk);
   at::Tensor q = linear(l, 0, x, hk).view({B, T, nh, hd});
   at::Tensor k = linear(l, 1, x, hk).view({B, T, nkv, hd});
   at::Tensor v = linear(l, 2, x, hk).view({B, T, nkv, hd}).transpose(1, 2);
@@ -201,7 +211,7 @@ at::Tensor Transformer::block_at(int64_t l, const at::Tensor& h, int64_t pos0, K
   at::Tensor h1 = h + linear(l, 3, attention(q, k, v, pos0), hk);
 
   // SwiGLU MLP.
-  x = rms_norm(h1, weight(layer_name(l, "post_attention_layernorm.weight")));
+  x = norm(layer_name(l, "post_attention_layernorm"), h1, hk);
   at::Tensor g = linear(l, 4, x, hk), u = linear(l, 5, x, hk);
   return h1 + linear(l, 6, at::silu(g) * u, hk);
 }
@@ -228,8 +238,8 @@ at::Tensor Transformer::attention(const at::Tensor& q, const at::Tensor& k, cons
   return o.reshape({B, nh, T, hd}).transpose(1, 2).reshape({B, T, nh * hd});
 }
 
-at::Tensor Transformer::head(const at::Tensor& h) {
-  at::Tensor x = rms_norm(h, weight("model.norm.weight"));
+at::Tensor Transformer::head(const at::Tensor& h, const ForwardHooks* hk) {
+  at::Tensor x = norm("model.norm", h, hk);
   at::Tensor logits = at::linear(x, weight("lm_head.weight"));
   return dtype_ == at::kDouble ? logits : logits.to(at::kFloat);
 }
@@ -237,7 +247,7 @@ at::Tensor Transformer::head(const at::Tensor& h) {
 at::Tensor Transformer::forward(const at::Tensor& tokens, const ForwardHooks* hk) {
   at::Tensor h = embed(tokens);
   for (int64_t l = 0; l < cfg_.num_layers; ++l) h = block_at(l, h, 0, nullptr, hk);
-  return head(h);
+  return head(h, hk);
 }
 
 KVCache Transformer::new_cache(int64_t batch, int64_t capacity) {
@@ -257,7 +267,7 @@ at::Tensor Transformer::forward_cached(const at::Tensor& tokens, KVCache& cache,
   at::Tensor h = embed(tokens);
   for (int64_t l = 0; l < cfg_.num_layers; ++l) h = block_at(l, h, cache.length, &cache, hk);
   cache.length += tokens.size(1);
-  return head(h);
+  return head(h, hk);
 }
 
 }  // namespace wush

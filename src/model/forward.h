@@ -27,6 +27,12 @@ struct ForwardHooks {
   // online transform + activation fake-quant + dequantized weight). An undefined result falls
   // back to x W^T + b.
   std::function<at::Tensor(const std::string& name, const at::Tensor& x)> linear;
+  // RMSNorm override: `name` is "model.layers.3.input_layernorm",
+  // "model.layers.3.post_attention_layernorm" or "model.norm"; h is the residual stream [B,T,H],
+  // gain the norm's weight. A defined result replaces gain * h / rms(h). LATMiX uses it: its
+  // affine residual-stream transform needs the RMS of the untransformed stream (src/latmix/).
+  // Not applied to Qwen3's q_norm/k_norm.
+  std::function<at::Tensor(const std::string& name, const at::Tensor& h, const at::Tensor& gain)> norm;
 };
 
 // Keys and values of every layer for incremental decoding: [B, n_kv_heads, capacity, head_dim].
@@ -54,7 +60,7 @@ class Transformer {
   // position before the padding (causal attention never looks right), so batched scoring needs no
   // padding mask.
   at::Tensor block(int64_t layer, const at::Tensor& h, const ForwardHooks* hk = nullptr);
-  at::Tensor head(const at::Tensor& h);  // final norm + lm_head -> fp32 logits [B,T,V]
+  at::Tensor head(const at::Tensor& h, const ForwardHooks* hk = nullptr);  // final norm + lm_head -> fp32 logits [B,T,V]
   at::Tensor forward(const at::Tensor& tokens, const ForwardHooks* hk = nullptr);  // logits [B,T,V]
 
   // Incremental decoding: tokens [B,T] continue the cached sequence at positions
@@ -84,6 +90,8 @@ class Transformer {
   at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t pos0) const;
   static constexpr int64_t kQueryChunk = 128;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+  // rms_norm of the weight `name`.weight, or the ForwardHooks::norm override.
+  at::Tensor norm(const std::string& name, const at::Tensor& x, const ForwardHooks* hk) const;
   std::pair<at::Tensor, at::Tensor> rope_cos_sin(int64_t pos0, int64_t T);  // [T, head_dim] each, dtype_
   const at::Tensor* find(const std::string& name) const;
 
