@@ -1,0 +1,226 @@
+// The quantization pipeline (REFERENCE.md §3-§4, §8): every method reproduces the model with format
+// "none"; a saved and reloaded checkpoint gives bit-identical logits; GPTQ beats RTN on a layer;
+// GPTQ-WUSH with its error feedback off equals RTN-WUSH; bad inputs are clear errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "model/safetensors.h"
+#include "pipeline/checkpoint.h"
+#include "pipeline/quantize_linear.h"
+#include "pipeline/quantize_model.h"
+#include "quant/calib_stats.h"
+#include "quant/gptq_wush.h"
+#include "runtime_test_util.h"
+#include "transforms/block_linalg.h"
+#include "transforms/wush_block.h"
+
+namespace fs = std::filesystem;
+using wush::testing::data_path;
+
+namespace {
+
+const wush::Model& stories() {
+  static wush::Model m = wush::load_model(data_path("models/stories260K.bin"));
+  return m;
+}
+
+// Calibration windows from the model's own vocabulary: a fixed pseudo-random token stream.
+at::Tensor calib_tokens(int64_t n, int64_t len, uint64_t seed) {
+  at::Generator g = at::detail::createCPUGenerator(seed);
+  at::Tensor t = at::randint(3, 512, {n, len}, g, at::kLong);
+  t.select(1, 0).fill_(1);
+  return t;
+}
+
+at::Tensor eval_tokens() { return calib_tokens(2, 96, 99); }
+
+double rel_diff(const at::Tensor& a, const at::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max()).item<double>();
+}
+
+}  // namespace
+
+TEST(Pipeline, FormatNoneReproducesTheModelForEveryMethod) {
+  const wush::Model& m = stories();
+  at::Tensor ref = wush::Transformer(m).forward(eval_tokens());
+  at::Tensor calib = calib_tokens(4, 128, 5);
+  for (const char* t : {"identity", "hadamard", "random", "smoothquant", "wus", "wush", "wush-local"})
+    for (const char* w : {"rtn", "gptq"}) {
+      wush::QuantizeOptions o;
+      o.recipe = wush::parse_recipe(std::string(t) + ":none:" + w);
+      wush::QuantizedModel qm = wush::quantize_model(m, calib, o);
+      at::Tensor got = qm.transformer().forward(eval_tokens());
+      EXPECT_LT(rel_diff(got, ref), 1e-5) << o.recipe.to_string();
+    }
+}
+
+TEST(Pipeline, SavedCheckpointGivesIdenticalLogits) {
+  const wush::Model& m = stories();
+  at::Tensor calib = calib_tokens(4, 128, 6);
+  fs::path dir = fs::temp_directory_path() / ("wush_ckpt_test_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  for (const char* r : {"wush:mxfp4:gptq", "wush-local:mxfp4:gptq", "hadamard:nvfp4:rtn", "identity:int4:gptq",
+                        "random:mxint4:rtn", "smoothquant:mxfp4-ocp:rtn:w4a16"}) {
+    wush::QuantizeOptions o;
+    o.recipe = wush::parse_recipe(r);
+    wush::QuantizedModel qm = wush::quantize_model(m, calib, o);
+    at::Tensor a = qm.transformer().forward(eval_tokens());
+    wush::CheckpointOptions co;
+    co.force = true;
+    co.always_index = true;  // exercise shards + index
+    wush::save_quantized(qm, dir.string(), co);
+    ASSERT_TRUE(wush::is_quantized_checkpoint(dir.string()));
+    wush::QuantizedModel back = wush::load_quantized(dir.string());
+    EXPECT_EQ(back.recipe, qm.recipe) << r;
+    at::Tensor b = back.transformer().forward(eval_tokens());
+    EXPECT_EQ((a - b).abs().max().item<double>(), 0.0) << r;
+    // And the W4A4 model is really quantized: its logits differ from full precision.
+    EXPECT_GT(rel_diff(a, wush::Transformer(m).forward(eval_tokens())), 1e-3) << r;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Pipeline, CheckpointTensorsFollowTheReferenceLayout) {
+  const wush::Model& m = stories();
+  wush::QuantizeOptions o;
+  o.recipe = wush::parse_recipe("hadamard:mxfp4:rtn");
+  wush::QuantizedModel qm = wush::quantize_model(m, at::Tensor(), o);
+  fs::path dir = fs::temp_directory_path() / ("wush_layout_test_" + std::to_string(getpid()));
+  wush::CheckpointOptions co;
+  co.force = true;
+  wush::save_quantized(qm, dir.string(), co);
+  std::map<std::string, std::string> meta;
+  auto t = wush::read_safetensors((dir / "model.safetensors").string(), &meta);
+  EXPECT_EQ(meta["format"], "pt");
+  const std::string p = "model.layers.1.self_attn.q_proj";
+  EXPECT_FALSE(t.count(p + ".weight"));
+  EXPECT_EQ(t.at(p + ".e2m1").dtype, "U8");
+  EXPECT_EQ(t.at(p + ".e2m1").shape(), (std::vector<int64_t>{64, 32}));
+  EXPECT_EQ(t.at(p + ".scale_quant").dtype, "F8_E8M0");
+  EXPECT_EQ(t.at(p + ".scale_quant").shape(), (std::vector<int64_t>{64, 2}));
+  EXPECT_EQ(t.at(p + ".transform").dtype, "BF16");
+  EXPECT_EQ(t.at(p + ".transform").shape(), (std::vector<int64_t>{2, 32, 32}));
+  EXPECT_EQ(t.at(p + ".weight_global_scale").shape(), std::vector<int64_t>{});
+  EXPECT_FLOAT_EQ(t.at(p + ".weight_global_scale").data.item<float>(), 1.0f / 3.0f);
+  EXPECT_FLOAT_EQ(t.at(p + ".activation_scale_scale").data.item<float>(), 4.0f);
+  // down_proj's 172 inputs are padded to 192 and the true width recorded.
+  const std::string d = "model.layers.0.mlp.down_proj";
+  EXPECT_EQ(t.at(d + ".e2m1").shape(), (std::vector<int64_t>{64, 96}));
+  EXPECT_EQ(t.at(d + ".in_features").data.item<int64_t>(), 172);
+  // Decode one weight from the layout's definition alone: E2M1(code) * 2^(e-127) * (1/3).
+  const float e2m1[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  uint8_t c = t.at(p + ".e2m1").data[3][5].item<uint8_t>();
+  uint8_t e = t.at(p + ".scale_quant").data[3][0].item<uint8_t>();
+  float lo = (c & 8 ? -1 : 1) * e2m1[c & 7] * std::ldexp(1.0f, int(e) - 127) / 3.0f;
+  EXPECT_EQ(lo, qm.linears->at(p).dense[3][10].item<float>());
+  auto cfg = nlohmann::json::parse(wush::read_file((dir / "config.json").string()));
+  EXPECT_EQ(cfg["quantization_config"]["quant_method"], "wush");
+  EXPECT_EQ(cfg["quantization_config"]["recipe"], "hadamard:mxfp4:rtn");
+  fs::remove_all(dir);
+}
+
+TEST(Pipeline, GptqBeatsRtnOnALayerForEveryFormat) {
+  const wush::Model& m = stories();
+  const std::string p = "model.layers.2.mlp.up_proj";
+  // Inputs of that layer from the model itself.
+  wush::Transformer tf(m);
+  at::Tensor X;
+  wush::ForwardHooks hk;
+  hk.on_linear_input = [&](const std::string& n, const at::Tensor& x) {
+    if (n == p) X = x.reshape({-1, x.size(-1)}).clone();
+  };
+  tf.forward(calib_tokens(8, 128, 7), &hk);
+  wush::LayerStats st(p);
+  st.add(X);
+  for (const auto& f : wush::all_formats()) {
+    if (f.group == 0 || f.bits > 4) continue;
+    wush::LinearQuantInput in;
+    in.name = p;
+    in.W = m.weight(p + ".weight");
+    in.stats = &st;
+    auto rtn = wush::quantize_linear(in, wush::parse_recipe(std::string("identity:") + f.name + ":rtn:w4a16"));
+    auto gptq = wush::quantize_linear(in, wush::parse_recipe(std::string("identity:") + f.name + ":gptq:w4a16"));
+    double lr = wush::layer_loss(rtn, in.W, {}, X), lg = wush::layer_loss(gptq, in.W, {}, X);
+    EXPECT_LT(lg, lr) << f.name << " rtn " << lr << " gptq " << lg;
+  }
+}
+
+TEST(Pipeline, GptqWushWithoutFeedbackEqualsRtnWush) {
+  at::Generator g = at::detail::createCPUGenerator(11);
+  const int64_t R = 48, C = 64, N = 512;
+  at::Tensor A = at::randn({C, C}, g, at::kDouble) / 8;
+  A.diagonal().add_(1.0);
+  at::Tensor X = A.matmul(at::randn({C, N}, g, at::kDouble) * at::rand({C, 1}, g, at::kDouble) * 3);
+  at::Tensor W = at::randn({R, C}, g, at::kDouble);
+  wush::LayerStats st("layer");
+  st.add(X.t().to(at::kFloat));
+  at::Tensor H = st.H();
+  wush::FormatQuantizer fq(wush::Format::MXFP4, 1.0f);
+  wush::GptqWushOptions off;
+  off.error_feedback = false;
+  wush::LinearQuantInput in;
+  in.name = "layer";
+  in.W = W;
+  in.stats = &st;
+  {
+    auto rtn = wush::quantize_linear(in, wush::parse_recipe("wush:mxfp4:rtn"));
+    auto fit = [](const at::Tensor& U, const at::Tensor& Y) { return wush::wush_block(U, Y); };
+    auto r = wush::gptq_wush_babai(W, H, fq, fit, off);
+    EXPECT_LT((r.T.to(at::kFloat) - rtn.T).abs().max().item<double>(), 1e-6);
+    double flipped = (r.wq.to(at::kFloat) != rtn.dense).to(at::kDouble).mean().item<double>();
+    EXPECT_LT(flipped, 1e-3) << "wush";
+  }
+  {
+    auto rtn = wush::quantize_linear(in, wush::parse_recipe("wush-local:mxfp4:rtn"));
+    auto fit = [](const at::Tensor& Wj, const at::Tensor& Hjj) {
+      return wush::wush_local_block(Wj.t().matmul(Wj) / double(Wj.size(0)), Hjj);
+    };
+    auto r = wush::gptq_wush_local(W, H, fq, fit, off);
+    EXPECT_LT((r.T.to(at::kFloat) - rtn.T).abs().max().item<double>(), 1e-6);
+    double flipped = (r.wq.to(at::kFloat) != rtn.dense).to(at::kDouble).mean().item<double>();
+    EXPECT_LT(flipped, 1e-3) << "wush-local";
+  }
+}
+
+TEST(Pipeline, RecipesRoundTrip) {
+  for (const auto& t : wush::recipe_transforms())
+    for (const auto& f : wush::all_formats())
+      for (const char* w : {"rtn", "gptq"}) {
+        wush::Recipe r = wush::parse_recipe(t + ":" + f.name + ":" + w);
+        EXPECT_EQ(wush::parse_recipe(r.to_string()), r);
+      }
+  try {
+    wush::parse_recipe("wush:mxfp5:gptq");
+    FAIL();
+  } catch (const wush::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mxfp5"), std::string::npos);
+  }
+  EXPECT_THROW(wush::parse_recipe("wash:mxfp4:gptq"), wush::Error);
+  EXPECT_THROW(wush::parse_recipe("wush:mxfp4:awq"), wush::Error);
+}
+
+TEST(Pipeline, CliBadInputsAreOneLineErrors) {
+  std::string out, err;
+  const std::string model = "--model " + data_path("models/stories260K.bin");
+  const std::string calib = " --calib " + data_path("text/tinystories_calib.txt");
+  fs::path dir = fs::temp_directory_path() / ("wush_cli_q_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  auto expect_err = [&](const std::string& args, const std::string& needle) {
+    int rc = wush::testing::run_cli("quantize " + model + " " + args, &out, &err);
+    EXPECT_EQ(rc, 1) << args << "\n" << err;
+    EXPECT_NE(err.find(needle), std::string::npos) << args << "\n" << err;
+  };
+  expect_err("--calib /nonexistent/calib.txt --recipe wush:mxfp4:gptq --out " + dir.string(), "no such text file");
+  expect_err(calib + " --seqlen 1024 --recipe wush:mxfp4:gptq --out " + dir.string(), "above the model's context");
+  expect_err(calib + " --recipe wush:int8:gptq --out " + dir.string(), "whole rows");
+  expect_err("--recipe wush:mxfp4:gptq --out " + dir.string(), "needs calibration");
+  EXPECT_FALSE(fs::exists(dir));
+  // A good run, then the same output again without --force.
+  ASSERT_EQ(wush::testing::run_cli("--quiet quantize " + model + calib + " --nsamples 4 --seqlen 64 --recipe hadamard:mxfp4:rtn --out " + dir.string(), &out, &err), 0) << err;
+  EXPECT_TRUE(wush::is_quantized_checkpoint(dir.string()));
+  expect_err(calib + " --recipe hadamard:mxfp4:rtn --out " + dir.string(), "already exists");
+  fs::remove_all(dir);
+}
