@@ -224,3 +224,28 @@ TEST(Pipeline, CliBadInputsAreOneLineErrors) {
   expect_err(calib + " --recipe hadamard:mxfp4:rtn --out " + dir.string(), "already exists");
   fs::remove_all(dir);
 }
+
+TEST(Pipeline, InterruptedRunsLeaveNothingBehind) {
+  fs::path base = fs::temp_directory_path() / ("wush_interrupt_" + std::to_string(getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base);
+  const std::string out = (base / "q").string();
+  // A leftover of a SIGKILLed run (pid 999999999 does not exist) is cleaned by the next run.
+  fs::create_directories(base / ".wush-tmp-q-999999999-1");
+  std::string o, e;
+  const std::string args = "--quiet quantize --model " + data_path("models/stories260K.bin") + " --calib " +
+                           data_path("text/tinystories_calib.txt") + " --recipe wush:mxfp4:gptq --out " + out;
+  // SIGTERM mid-run: no output directory, no temporary directory.
+  int rc = wush::testing::run_cli(args.substr(0) + " & p=$!; sleep 1.5; kill -TERM $p; wait $p; exit $?", &o, &e);
+  EXPECT_NE(rc, 0);
+  EXPECT_FALSE(fs::exists(out));
+  rc = wush::testing::run_cli("--quiet quantize --model " + data_path("models/stories260K.bin") +
+                                  " --recipe hadamard:nvfp4:rtn --out " + out,
+                              &o, &e);
+  EXPECT_EQ(rc, 0) << e;
+  EXPECT_TRUE(wush::is_quantized_checkpoint(out));
+  int entries = 0;
+  for (auto& d : fs::directory_iterator(base)) entries += d.path().filename().string().rfind(".wush-tmp", 0) == 0;
+  EXPECT_EQ(entries, 0);
+  fs::remove_all(base);
+}

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    wush::install_cleanup_handlers();
     wush::init_threads(threads);
     wush::set_progress_enabled(!quiet);
     for (auto& [sub, act] : actions)

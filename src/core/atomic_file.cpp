@@ -1,10 +1,14 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <mutex>
+#include <set>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -93,17 +97,59 @@ bool is_directory(const std::string& path) {
   return fs::is_directory(path, ec);
 }
 
+// Temporary directories in progress, removed by the SIGINT/SIGTERM handler (install_cleanup_handlers).
+static std::mutex g_live_mu;
+static std::set<std::string> g_live;
+
+static void cleanup_and_reraise(int sig) {
+  // Not async-signal-safe in the strict sense, but the process is about to die either way and a
+  // half-written output is the worse outcome.
+  for (const auto& d : g_live) {
+    std::error_code ec;
+    fs::remove_all(d, ec);
+  }
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void install_cleanup_handlers() {
+  std::signal(SIGINT, cleanup_and_reraise);
+  std::signal(SIGTERM, cleanup_and_reraise);
+}
+
+// Leftovers of killed runs (SIGKILL leaves no chance to clean): ".wush-tmp-<name>-<pid>-*" siblings
+// whose process is gone are removed before a new output of the same name is built.
+static void remove_stale_siblings(const std::string& final_path) {
+  fs::path p(final_path);
+  fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  const std::string prefix = ".wush-tmp-" + p.filename().string() + "-";
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) fs::remove_all(it->path(), ec);
+  }
+}
+
 AtomicDir::AtomicDir(const std::string& final_path, bool force)
     : final_(final_path), tmp_(tmp_sibling(final_path)), force_(force) {
+  remove_stale_siblings(final_path);
   WUSH_CHECK(!final_path.empty(), "output directory: empty path");
   WUSH_CHECK(force || !path_exists(final_path),
              "%s: output already exists (pass --force to replace it)", final_path.c_str());
   std::error_code ec;
   fs::create_directories(tmp_, ec);
   WUSH_CHECK(!ec, "%s: cannot create directory (%s)", tmp_.c_str(), ec.message().c_str());
+  std::lock_guard<std::mutex> lk(g_live_mu);
+  g_live.insert(tmp_);
 }
 
 AtomicDir::~AtomicDir() {
+  {
+    std::lock_guard<std::mutex> lk(g_live_mu);
+    g_live.erase(tmp_);
+  }
   if (!committed_) {
     std::error_code ec;
     fs::remove_all(tmp_, ec);

@@ -29,6 +29,9 @@ class AtomicFile {
   size_t written_ = 0;
 };
 
+// SIGINT/SIGTERM remove every AtomicDir still in progress, then end the process as the signal would.
+void install_cleanup_handlers();
+
 // Read a whole file; throws wush::Error naming the path on failure.
 std::string read_file(const std::string& path);
 
