@@ -84,7 +84,7 @@ wush::cli::Register reg("eval", "perplexity, zero-shot tasks and KL divergence o
     }
     wush::Model m = a->rt.load();
     auto tok = a->rt.load_tok(m);
-    wush::Transformer model(m, a->rt.torch_device(), a->rt.torch_dtype());
+    wush::Transformer model = a->rt.transformer(m);
     nlohmann::json out = {{"model", m.path}, {"device", a->rt.device}, {"dtype", a->rt.dtype}};
     if (!a->name.empty()) out["name"] = a->name;
 

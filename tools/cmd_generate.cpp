@@ -28,7 +28,7 @@ wush::cli::Register reg("generate", "generate text from a prompt (KV cache; gree
   return [a] {
     wush::Model m = a->rt.load();
     auto tok = a->rt.load_tok(m);
-    wush::Transformer model(m, a->rt.torch_device(), a->rt.torch_dtype());
+    wush::Transformer model = a->rt.transformer(m);
     const bool to_stdout = a->json != "-";
     auto r = wush::generate(model, *tok, a->gen, [&](const std::string& s) {
       if (to_stdout) std::fputs(s.c_str(), stdout), std::fflush(stdout);

@@ -3,6 +3,8 @@
 #include <set>
 
 #include "cli.h"
+#include "core/atomic_file.h"
+#include "pipeline/checkpoint.h"
 #include "core/runtime.h"
 #include "model/model.h"
 #include "model/weight_layout.h"
@@ -89,8 +91,19 @@ static wush::cli::Register reg(
       app.add_option("--json", p->json, "also write the description as JSON here ('-' = stdout)");
       app.add_flag("--tensors", p->tensors, "list every tensor (name, dtype, shape)");
       return [p] {
-        wush::Model m = wush::load_model(wush::resolve_data_path(p->model));
+        const std::string path = wush::resolve_data_path(p->model);
+        nlohmann::json quant;
+        wush::Model m;
+        if (wush::is_quantized_checkpoint(path)) {  // a wush checkpoint: its base tensors + the recipe
+          wush::QuantizedModel qm = wush::load_quantized(path);
+          m = qm.base;
+          quant = nlohmann::json::parse(wush::read_file(path + "/config.json"))["quantization_config"];
+          quant["quantized_linears"] = qm.linears->size();
+        } else {
+          m = wush::load_model(path);
+        }
         nlohmann::json j = model_info(m, p->tensors);
+        if (!quant.is_null()) j["quantization"] = quant;
         if (p->json == "-") {
           wush::cli::write_json("-", j);
           return 0;
@@ -110,6 +123,11 @@ static wush::cli::Register reg(
                     group_digits(j["bytes"]).c_str(), c.dtype.c_str());
         std::printf("tokens:       bos %lld, eos %lld, tokenizer %s\n", (long long)c.bos_token_id,
                     (long long)c.eos_token_id, m.tokenizer_path.empty() ? "(none)" : m.tokenizer_path.c_str());
+        if (!quant.is_null())
+          std::printf("quantized:    %s (%s), %zu linears W%sA%s, group %d; calibration %s\n",
+                      quant.value("recipe", "?").c_str(), wush::parse_recipe(quant.value("recipe", "")).display_name().c_str(),
+                      size_t(quant["quantized_linears"]), "4", quant.value("acts", "") == "fp" ? "16" : "4",
+                      quant.value("group_size", 0), quant["calibration"].is_null() ? "none" : quant["calibration"].dump().c_str());
         if (p->tensors)
           for (const auto& [name, t] : m.weights)
             std::printf("  %-52s %-9s %s\n", name.c_str(), c10::toString(t.scalar_type()), shape_str(t.sizes()).c_str());

@@ -11,6 +11,8 @@
 #include "core/runtime.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
+#include "model/forward.h"
+#include "pipeline/checkpoint.h"
 
 namespace wush::cli {
 
@@ -38,7 +40,25 @@ struct RuntimeArgs {
     WUSH_FAIL("--dtype '%s' is not a compute dtype (valid: fp32, bf16)", dtype.c_str());
   }
 
-  Model load() const { return load_model(resolve_data_path(model)); }
+  // The model to run. A wush quantized checkpoint loads as its base tensors; transformer() then
+  // runs its simulated W4A4 linears.
+  Model load() {
+    std::string path = resolve_data_path(model);
+    if (is_quantized_checkpoint(path)) {
+      qm = std::make_shared<QuantizedModel>(load_quantized(path));
+      return qm->base;
+    }
+    return load_model(path);
+  }
+
+  Transformer transformer(const Model& m) const {
+    if (!qm) return Transformer(m, torch_device(), torch_dtype());
+    WUSH_CHECK(torch_dtype() == at::kFloat, "%s: quantized checkpoints are simulated in fp32 (use --dtype fp32)",
+               model.c_str());
+    return qm->transformer(torch_device());
+  }
+
+  std::shared_ptr<QuantizedModel> qm;  // set by load() for a quantized checkpoint
 
   std::unique_ptr<Tokenizer> load_tok(const Model& m) const {
     std::string path = tokenizer.empty() ? m.tokenizer_path : resolve_data_path(tokenizer);
