@@ -221,6 +221,11 @@ TEST(Pipeline, CliBadInputsAreOneLineErrors) {
   // A good run, then the same output again without --force.
   ASSERT_EQ(wush::testing::run_cli("--quiet quantize " + model + calib + " --nsamples 4 --seqlen 64 --recipe hadamard:mxfp4:rtn --out " + dir.string(), &out, &err), 0) << err;
   EXPECT_TRUE(wush::is_quantized_checkpoint(dir.string()));
+  // The checkpoint runs through info and generate (its W4A4 layers as the forward's default hooks).
+  ASSERT_EQ(wush::testing::run_cli("info " + dir.string(), &out, &err), 0) << err;
+  EXPECT_NE(out.find("hadamard:mxfp4:rtn"), std::string::npos) << out;
+  ASSERT_EQ(wush::testing::run_cli("--quiet generate --model " + dir.string() + " --max-new-tokens 8", &out, &err), 0) << err;
+  EXPECT_EQ(out.rfind("Once upon a time", 0), 0u) << out;
   expect_err(calib + " --recipe hadamard:mxfp4:rtn --out " + dir.string(), "already exists");
   fs::remove_all(dir);
 }
