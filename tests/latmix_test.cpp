@@ -12,6 +12,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "formats/format.h"
 #include "latmix/fold.h"
 #include "latmix/init.h"
 #include "latmix/loss_curve.h"
@@ -434,4 +435,17 @@ TEST(LatmixCli, TrainsAndWritesTheOutputs) {
                &out, &err);
   EXPECT_EQ(rc, 1);
   EXPECT_NE(err.find("parameterization 'svd' is not known (valid: lu, qr)"), std::string::npos) << err;
+}
+
+// The differentiable ATen MX rules used in training equal the formats library bit for bit.
+TEST(Latmix, SteFakeQuantEqualsFormatsLibrary) {
+  at::Generator g = at::detail::createCPUGenerator(21);
+  at::Tensor x = at::randn({64, 256}, g, at::kFloat) * at::exp(at::randn({64, 1}, g, at::kFloat) * 2);
+  x.index_put_({3, 17}, 40.0f);
+  x.index_put_({5}, 0.0f);
+  for (wush::Format f : {wush::Format::MXFP4, wush::Format::MXINT4}) {
+    at::Tensor a = wush::latmix::mx_fake_quant(x, f, 32);
+    at::Tensor b = wush::fake_quantize(x, f);
+    EXPECT_TRUE(at::equal(a, b)) << wush::format_name(f) << " max diff " << (a - b).abs().max().item<double>();
+  }
 }
