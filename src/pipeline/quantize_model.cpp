@@ -60,19 +60,21 @@ QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const Qu
     if (calib) {
       // q/k/v and gate/up share an input: accumulate it once and share the statistics.
       ForwardHooks hk;
-      const void* last_ptr = nullptr;
+      // Holding the last input alive matters: a freed tensor's address can be reused by the next
+      // input, which would then be mistaken for the same activation.
+      at::Tensor last;
       std::string last_name;
       hk.on_linear_input = [&](const std::string& name, const at::Tensor& x) {
-        if (x.data_ptr() == last_ptr) {
+        if (last.defined() && x.is_same(last)) {
           alias[name] = last_name;
           return;
         }
-        last_ptr = x.data_ptr();
+        last = x;
         last_name = name;
         stats.add(name, x);
       };
       for (auto& hb : h) {
-        last_ptr = nullptr;
+        last = at::Tensor();
         tf.block(layer, hb, &hk);
       }
     }
