@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "pipeline/calibration.h"
