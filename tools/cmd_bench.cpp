@@ -3,6 +3,7 @@
 // (id_i = (7919 i + 13) mod vocab, reproducible in Python), `--warmup` untimed passes, then `--reps`
 // timed ones; each timed pass ends when its logits are on the host side of the device (a one-element
 // copy waits for the stream, so the timing covers the whole forward). Prints the median.
+#include <c10/core/GradMode.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -38,7 +39,7 @@ wush::cli::Register reg("bench", "prefill throughput of the forward pass (median
     tr.set_attention({a->attn == "sdpa", a->chunk});
     const int64_t V = tr.config().vocab_size;
     at::Tensor ids = (at::arange(a->tokens, at::kLong) * 7919 + 13).remainder(V).unsqueeze(0);
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     auto pass = [&] {
       auto t0 = std::chrono::steady_clock::now();
       at::Tensor logits = tr.forward(ids);
