@@ -1,5 +1,7 @@
 #include "latmix/mx_ste.h"
 
+#include <c10/core/GradMode.h>
+
 #include "core/error.h"
 
 namespace wush::latmix {
