@@ -33,10 +33,3 @@ if(NOT TARGET GTest::gtest)  # googletest >= 1.11 defines these aliases itself
   add_library(GTest::gtest_main ALIAS gtest_main)
 endif()
 
-# PyTorch wheels >= 2.5 export the std::filesystem functions of the older libstdc++ they were built
-# with (pytorch/pytorch#133437); a program built by a newer g++ that binds to those copies crashes
-# in fs::path code (seen here: every test that uses std::filesystem segfaulted). Putting libstdc++
-# first among the executable's DT_NEEDED makes the dynamic linker resolve them to libstdc++.
-if(Torch_VERSION VERSION_GREATER_EQUAL 2.5)
-  add_link_options("LINKER:--push-state,--no-as-needed" -lstdc++ "LINKER:--pop-state")
-endif()
