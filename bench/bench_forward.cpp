@@ -5,6 +5,7 @@
 //                  attention, norms, RoPE and the softmax relative to the matmul floor
 //   BM_Decode:     KV-cache generation, one token per step, tokens/s
 // Threads: WUSH_BENCH_THREADS (default 1).
+#include <c10/core/GradMode.h>
 #include <ATen/core/grad_mode.h>
 #include <benchmark/benchmark.h>
 
@@ -24,7 +25,7 @@ wush::Transformer& model() {
 at::Tensor tokens(int64_t B, int64_t T) { return at::randint(512, {B, T}, at::kLong); }
 
 void BM_Score(benchmark::State& st) {
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   const int64_t B = st.range(0), T = 512;
   at::Tensor tok = tokens(B, T);
   for (auto _ : st) {
@@ -35,7 +36,7 @@ void BM_Score(benchmark::State& st) {
 }
 
 void BM_Linears(benchmark::State& st) {
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   auto& tf = model();
   const auto& c = tf.config();
   const int64_t B = st.range(0), T = 512;
@@ -53,7 +54,7 @@ void BM_Linears(benchmark::State& st) {
 }
 
 void BM_Decode(benchmark::State& st) {
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   auto& tf = model();
   const int64_t steps = 256;
   for (auto _ : st) {

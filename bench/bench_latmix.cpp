@@ -2,6 +2,7 @@
 // folding the transforms into the weights, student forward with STE fake-quant, backward) against
 // the plain full-precision forward of the same batch measured in the same run (the baseline).
 // Run: ./build/bench_latmix [--benchmark_filter=...]; batch 4 x 128 tokens, one thread.
+#include <c10/core/GradMode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <benchmark/benchmark.h>
 
@@ -28,7 +29,7 @@ Setup& setup() {
 }
 
 void BM_FullPrecisionForward(benchmark::State& st) {  // the baseline
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   Transformer tr(setup().m);
   for (auto _ : st) benchmark::DoNotOptimize(tr.forward(setup().tokens));
 }

@@ -1,6 +1,7 @@
 // KL(p_ref || p_q) and top-1 agreement over the positions of token sequences (REFERENCE.md §6).
 #include "eval/kl_divergence.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -17,7 +18,7 @@ KlResult kl_divergence(EvalModel ref, EvalModel q, const std::vector<TokenSeq>& 
   const ModelConfig &cr = ref.model->config(), &cq = q.model->config();
   WUSH_CHECK(cr.vocab_size == cq.vocab_size, "--kl-ref: vocabularies differ (reference %lld, model %lld tokens)",
              (long long)cr.vocab_size, (long long)cq.vocab_size);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   check_token_ids(seqs, cr.vocab_size);
   for (const TokenSeq& s : seqs)
     WUSH_CHECK(int64_t(s.size()) <= std::min(cr.max_position, cq.max_position),

@@ -2,6 +2,7 @@
 // full sequences in right-padded batches, and a shared context run once into a KV cache.
 #include "eval/loglikelihood.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -116,7 +117,7 @@ std::vector<LoglikResult> score_continuations(Transformer& model, const ForwardH
                                               const std::vector<LoglikRequest>& requests, const LoglikOptions& opt,
                                               Progress* progress) {
   WUSH_CHECK(opt.batch_size >= 1, "--batch-size %lld must be at least 1", (long long)opt.batch_size);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const int64_t L = model.config().max_position, V = model.config().vocab_size;
   std::vector<LoglikResult> out(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {

@@ -1,6 +1,7 @@
 // Perplexity, REFERENCE.md §6. PPL = exp(total NLL / scored tokens).
 #include "eval/perplexity.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -67,7 +68,7 @@ std::vector<size_t> longest_first(const std::vector<TokenSeq>& seqs, size_t min_
 std::vector<std::vector<double>> token_logprobs(Transformer& model, const std::vector<TokenSeq>& seqs,
                                                 int64_t batch_size, Progress* progress, const ForwardHooks* hooks) {
   WUSH_CHECK(batch_size >= 1, "--batch-size %lld must be at least 1", (long long)batch_size);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   check_token_ids(seqs, model.config().vocab_size);
   std::vector<std::vector<double>> out(seqs.size());
   const std::vector<size_t> order = longest_first(seqs, 2);

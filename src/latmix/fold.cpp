@@ -1,5 +1,6 @@
 #include "latmix/fold.h"
 
+#include <c10/core/GradMode.h>
 #include <mutex>
 
 #include "core/error.h"
@@ -175,7 +176,7 @@ std::function<at::Tensor(const std::string&, const at::Tensor&, const at::Tensor
 }
 
 LatmixModel apply_latmix(const Model& m, const LatmixTransforms& t) {
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   LatmixTransforms td = t.detached().to(at::kCPU, at::kFloat);
   std::map<std::string, at::Tensor> base = base_weights(m, at::kCPU, at::kFloat);
   LatmixModel r;

@@ -1,5 +1,6 @@
 #include "latmix/init.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "core/error.h"
@@ -80,7 +81,7 @@ WushStats wush_stats(const Model& m, const at::Tensor& calib, int64_t windows) {
         n2[size_t(l)] += y.size(0);
       }
   };
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   const int64_t nw = std::min<int64_t>(windows, calib.size(0));
   for (int64_t i = 0; i < nw; ++i) tr.forward(calib.narrow(0, i, 1), &hk);
   s.Gx1 /= double(n1);

@@ -1,5 +1,7 @@
 #include "latmix/mx_ste.h"
 
+#include <c10/core/GradMode.h>
+
 #include "core/error.h"
 
 namespace wush::latmix {
@@ -93,7 +95,7 @@ bool ste_supports(Format f) { return f == Format::None || f == Format::MXFP4 || 
 at::Tensor mx_fake_quant(const at::Tensor& x, Format f, int64_t G) {
   check(x, f, G);
   if (f == Format::None) return x;
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   Grouped r = to_groups(x, G);
   return from_groups(quantize_groups(r.g, f).first, r);
 }
@@ -104,7 +106,7 @@ at::Tensor mx_fake_quant_ste(const at::Tensor& x, Format f, int64_t G, bool scal
   Grouped r = to_groups(x, G);
   at::Tensor q, mask;
   {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     std::tie(q, mask) = quantize_groups(r.g, f);
   }
   // value q, gradient mask: g * mask + (q - g * mask) with the second term detached.

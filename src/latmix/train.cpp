@@ -1,5 +1,6 @@
 #include "latmix/train.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/adamw.h>
 
@@ -89,7 +90,7 @@ TrainResult train_latmix(const Model& m, const at::Tensor& tokens, const LatmixT
 
     at::Tensor tl;
     {
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       tl = teacher.forward(batch);
     }
     st.refresh();
@@ -119,7 +120,7 @@ TrainResult train_latmix(const Model& m, const at::Tensor& tokens, const LatmixT
 double distill_kl(const Model& m, const LatmixTransforms& t, const at::Tensor& tokens, Format format,
                   double temperature, int64_t batch_size, at::Device device) {
   check_tokens(m, tokens);
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   Transformer teacher(m, device, at::kFloat);
   Student st(m, t, format, device);
   st.refresh();

@@ -8,12 +8,23 @@
 // compute dtype. Attention: softmax(q k^T / sqrt(head_dim) + causal mask) in fp32, cast back (eager).
 #include "model/forward.h"
 
+#include <torch/csrc/api/include/torch/version.h>
+
 #include <cmath>
 #include <limits>
 
 #include "core/error.h"
 
+// at::scaled_dot_product_attention with enable_gqa exists from libtorch 2.5 on (Debian's 1.13 lacks it).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define WUSH_HAVE_SDPA 1
+#else
+#define WUSH_HAVE_SDPA 0
+#endif
+
 namespace wush {
+
+bool sdpa_available() { return WUSH_HAVE_SDPA; }
 
 namespace {
 
@@ -216,15 +227,30 @@ at::Tensor Transformer::block_at(int64_t l, const at::Tensor& h, int64_t pos0, K
   return h1 + linear(l, 6, at::silu(g) * u, hk);
 }
 
+void Transformer::set_attention(const AttentionOptions& a) {
+  WUSH_CHECK(!a.sdpa || sdpa_available(), "attention 'sdpa' needs libtorch >= 2.5 (this build: %s)", TORCH_VERSION);
+  WUSH_CHECK(a.query_chunk >= 1, "attention query chunk %lld must be >= 1", (long long)a.query_chunk);
+  attn_ = a;
+}
+
 at::Tensor Transformer::attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t pos0) const {
   const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), hd = q.size(3), nkv = k.size(1), rep = nh / nkv;
   const double scale = 1.0 / std::sqrt(double(hd));
+#if WUSH_HAVE_SDPA
+  // is_causal aligns the mask top-left, right only when queries start at key 0 (or one query sees all keys).
+  if (attn_.sdpa && (pos0 == 0 || T == 1)) {
+    at::Tensor o = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                                    /*is_causal=*/T > 1, scale, /*enable_gqa=*/rep > 1);
+    return o.transpose(1, 2).reshape({B, T, nh * hd});
+  }
+#endif
+  const int64_t chunk = attn_.query_chunk;
   // GQA without copying K/V: the rep query heads of one KV head are stacked along time,
   // [B, nkv, rep*Tc, hd] x [B, nkv, hd, S].
   at::Tensor qg = q.reshape({B, nkv, rep, T, hd});
   std::vector<at::Tensor> outs;
-  for (int64_t t0 = 0; t0 < T; t0 += kQueryChunk) {
-    const int64_t tc = std::min(kQueryChunk, T - t0), S = pos0 + t0 + tc;  // the chunk's last query sees S keys
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t tc = std::min(chunk, T - t0), S = pos0 + t0 + tc;  // the chunk's last query sees S keys
     at::Tensor scores = at::matmul(qg.narrow(3, t0, tc).reshape({B, nkv, rep * tc, hd}), k.narrow(2, 0, S).transpose(-1, -2));
     scores.mul_(scale);
     if (tc > 1) {  // query t0+i (position pos0+t0+i) sees keys 0..pos0+t0+i

@@ -42,6 +42,16 @@ struct KVCache {
   int64_t capacity = 0;
 };
 
+// How block() computes attention. Eager (default) follows HF's eager attention operation for
+// operation, in query chunks of `query_chunk`. sdpa: at::scaled_dot_product_attention (libtorch >= 2.5,
+// fused flash/memory-efficient kernels, fp32 accumulation without the bf16 rounding of the
+// probabilities) for prefill from position 0 and single-token decoding; other calls stay eager.
+struct AttentionOptions {
+  bool sdpa = false;
+  int64_t query_chunk = 128;
+};
+bool sdpa_available();  // this build's libtorch has at::scaled_dot_product_attention with GQA
+
 class Transformer {
  public:
   // The model's weights on `device` in `dtype` (at::kFloat or at::kBFloat16; at::kDouble for tests).
@@ -80,15 +90,19 @@ class Transformer {
   // every evaluation path runs them); std::nullopt removes them.
   void set_default_hooks(std::optional<ForwardHooks> hk) { default_hooks_ = std::move(hk); }
 
+  // wush::Error if sdpa is asked for and !sdpa_available(), or query_chunk < 1.
+  void set_attention(const AttentionOptions& a);
+  const AttentionOptions& attention_options() const { return attn_; }
+
  private:
   at::Tensor block_at(int64_t layer, const at::Tensor& h, int64_t pos0, KVCache* cache, const ForwardHooks* hk);
   at::Tensor linear(int64_t layer, int i, const at::Tensor& x, const ForwardHooks* hk);
   // Causal softmax(q k^T / sqrt(hd)) v for queries at positions pos0.. (HF eager attention, fp32
-  // softmax). Queries run in chunks of kQueryChunk: a chunk needs only the keys up to its last
-  // position, which skips most of the masked triangle (62% of the score work at T = 512) and
-  // bounds the scores' memory.
+  // softmax). Queries run in chunks of attn_.query_chunk: a chunk needs only the keys up to its last
+  // position, which skips most of the masked triangle (62% of the score work at T = 512 with
+  // chunks of 128) and bounds the scores' memory.
   at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t pos0) const;
-  static constexpr int64_t kQueryChunk = 128;
+  AttentionOptions attn_;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
   // rms_norm of the weight `name`.weight, or the ForwardHooks::norm override.
   at::Tensor norm(const std::string& name, const at::Tensor& x, const ForwardHooks* hk) const;

@@ -1,6 +1,7 @@
 // Generation: prefill the prompt through the KV cache, then one token per step.
 #include "model/generate.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/core/grad_mode.h>
 
 #include <chrono>
@@ -38,7 +39,7 @@ GenerateResult generate(Transformer& model, const Tokenizer& tok, const Generate
   WUSH_CHECK(tok.vocab_size() <= model.config().vocab_size,
              "tokenizer has %d tokens, more than the model's vocabulary (%lld): wrong tokenizer?", tok.vocab_size(),
              (long long)model.config().vocab_size);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   GenerateResult r;
   r.prompt_ids = tok.encode(opt.prompt, true);
   WUSH_CHECK(!r.prompt_ids.empty(), "the prompt is empty and the tokenizer adds no BOS: nothing to continue");
