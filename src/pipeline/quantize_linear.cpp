@@ -46,6 +46,7 @@ QuantLinear quantize_linear(const LinearQuantInput& in, const Recipe& r) {
 
   at::Tensor Wt;       // transformed weights [R, Cp] fp64 (dequantized after GPTQ)
   at::Tensor scales;   // GPTQ's fixed group scales [R, Cp/G]
+  // NVFP4 global scale: the default fixed rule (g = 10, REFERENCE §1), independent of the tensor.
   const float g = r.format == Format::None ? 1.0f : global_scale_for(at::zeros({1}), r.format);
   if (gptq_mode && (r.transform == "wush" || r.transform == "wush-local")) {
     WUSH_CHECK(R >= G, "%s: %lld output rows < group %lld: WUSH's SVD needs R >= G (use hadamard here)",
