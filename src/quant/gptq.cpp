@@ -18,6 +18,15 @@ at::Tensor damp_hessian(const at::Tensor& H, double damp, at::Tensor* dead_out) 
   return Hd;
 }
 
+DampedProblem damped_problem(const at::Tensor& W_in, const at::Tensor& H_in, double damp, at::ScalarType dtype) {
+  at::Tensor dead;
+  DampedProblem p;
+  p.H = damp_hessian(H_in.to(dtype), damp, &dead);
+  p.W = W_in.to(dtype).clone();
+  p.W.index_put_({at::indexing::Slice(), dead}, 0);
+  return p;
+}
+
 at::Tensor cholesky_upper_retry(const at::Tensor& H, double damp, int tries) {
   at::Tensor Hd = H.clone();
   double step = damp * Hd.diagonal().mean().item<double>();
@@ -46,10 +55,7 @@ GptqResult gptq(const at::Tensor& W_in, const at::Tensor& H_in, const GroupQuant
   check_inputs(W_in, H_in, q);
   const int64_t C = W_in.size(1), G = q.group();
   const int64_t B = std::max<int64_t>(G, opt.block / G * G);
-  at::Tensor W = W_in.clone();
-  at::Tensor dead;
-  at::Tensor H = damp_hessian(H_in.to(W.scalar_type()), opt.damp, &dead);
-  W.index_put_({at::indexing::Slice(), dead}, 0);
+  auto [W, H] = damped_problem(W_in, H_in, opt.damp, W_in.scalar_type());
   // Hinv = chol(H^{-1}) upper, as in the GPTQ reference: its row i holds the update direction.
   at::Tensor L = at::linalg_cholesky(H);
   at::Tensor Hinv = at::linalg_cholesky(at::cholesky_inverse(L), /*upper=*/true);
@@ -88,10 +94,7 @@ GptqResult gptq_babai(const at::Tensor& W_in, const at::Tensor& H_in, const Grou
                       const GptqOptions& opt) {
   check_inputs(W_in, H_in, q);
   const int64_t C = W_in.size(1), G = q.group();
-  at::Tensor W = W_in.clone();
-  at::Tensor dead;
-  at::Tensor H = damp_hessian(H_in.to(W.scalar_type()), opt.damp, &dead);
-  W.index_put_({at::indexing::Slice(), dead}, 0);
+  auto [W, H] = damped_problem(W_in, H_in, opt.damp, W_in.scalar_type());
   at::Tensor U = at::linalg_cholesky(H, /*upper=*/true);  // H = U^T U
   at::Tensor y = U.matmul(W.t());                          // [C, R]
   at::Tensor X = at::zeros_like(y);                        // quantized x = W^T, dequantized

@@ -30,6 +30,13 @@ GptqResult gptq_babai(const at::Tensor& W, const at::Tensor& H, const GroupQuant
 // Damped copy of H (dead channels, diag == 0, get 1) and the mask of dead channels.
 at::Tensor damp_hessian(const at::Tensor& H, double damp, at::Tensor* dead = nullptr);
 
+// The common start of every GPTQ loop: W in `dtype` (a copy) with dead channels zeroed, and the
+// damped Hessian (damp_hessian).
+struct DampedProblem {
+  at::Tensor W, H;
+};
+DampedProblem damped_problem(const at::Tensor& W, const at::Tensor& H, double damp, at::ScalarType dtype);
+
 // Cholesky with retries: adds another `damp * mean(diag)` up to `tries` times (REFERENCE §2 wush
 // step 1). Returns the upper factor U (H = U^T U).
 at::Tensor cholesky_upper_retry(const at::Tensor& H, double damp = 0.01, int tries = 100);

@@ -22,10 +22,7 @@ GptqWushResult gptq_wush_babai(const at::Tensor& W_in, const at::Tensor& H_in, c
   check(W_in, H_in, q);
   const auto dt = at::kDouble;
   const int64_t R = W_in.size(0), C = W_in.size(1), G = q.group(), nb = C / G;
-  at::Tensor dead;
-  at::Tensor Hd = damp_hessian(H_in.to(dt), opt.damp, &dead);
-  at::Tensor W = W_in.to(dt).clone();
-  W.index_put_({Slice(), dead}, 0);
+  auto [W, Hd] = damped_problem(W_in, H_in, opt.damp, dt);
   at::Tensor U = cholesky_upper_retry(Hd, opt.damp);  // Hs + damp = U^T U
   at::Tensor y = U.matmul(W.t());                       // [C, R]
   at::Tensor Xq = at::zeros({C, R}, W.options());
@@ -62,11 +59,8 @@ GptqWushResult gptq_wush_local(const at::Tensor& W_in, const at::Tensor& H_in, c
   check(W_in, H_in, q);
   const auto dt = at::kDouble;
   const int64_t R = W_in.size(0), C = W_in.size(1), G = q.group(), nb = C / G;
-  at::Tensor dead;
   at::Tensor Hraw = H_in.to(dt);
-  at::Tensor Hd = damp_hessian(Hraw, opt.damp, &dead);
-  at::Tensor W = W_in.to(dt).clone();
-  W.index_put_({Slice(), dead}, 0);
+  auto [W, Hd] = damped_problem(W_in, H_in, opt.damp, dt);
   // Upper Cholesky of H^{-1} (GPTQ's Hinv): Hinv = Ui^T Ui; block j of GPTQ sees Hb = (Ui_jj^T Ui_jj)^{-1}.
   at::Tensor Ui = at::linalg_cholesky(at::cholesky_inverse(at::linalg_cholesky(Hd)), /*upper=*/true);
   at::Tensor Wt_all = at::zeros({R, C}, W.options());
