@@ -2,10 +2,10 @@
 // the one-shot fp64 X^T X; absmax, counts, H; checks; save/load round trip and validation.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "quant/calib_stats.h"
 #include "quant/tensor_file.h"
 #include "transforms/transform_registry.h"
@@ -18,7 +18,7 @@ using wush::testing::synthetic_layer;
 namespace {
 
 std::string tmp_path(const char* name) {
-  return (std::filesystem::temp_directory_path() / name).string();
+  return wush::path_join(wush::temp_dir(), name);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -134,7 +134,7 @@ TEST(CalibStats, SaveLoadRoundTrip) {
   tensor_file::save(path, c);
   e = error_of([&] { CalibStats::load(path); });
   EXPECT_NE(e.find("not a wush calibration statistics file"), std::string::npos) << e;
-  std::filesystem::remove(path);
+  wush::remove_file(path);
 }
 
 TEST(TensorFile, SafetensorsLayout) {
@@ -180,5 +180,5 @@ TEST(CalibStats, CudaMatchesCpu) {
   const std::string path = tmp_path("wush_calib_stats_cuda.safetensors");
   gpu.save(path);
   EXPECT_TRUE(at::equal(CalibStats::load(path).at("l").xtx(), gpu.at("l").xtx().cpu()));
-  std::filesystem::remove(path);
+  wush::remove_file(path);
 }

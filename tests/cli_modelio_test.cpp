@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/runtime.h"
+#include "core/paths.h"
 #include "model/hf_model.h"
 #include "model/weight_layout.h"
 #include "modelio_test_util.h"
@@ -87,7 +88,7 @@ TEST(CliModelioTest, InfoErrors) {
   TempDir tmp("cli_info_err");
   expect_one_line_error(run_cli("info " + (tmp / "nothing")), {tmp / "nothing", "no such model"});
   std::string bad = tmp / "bad";
-  std::filesystem::create_directories(bad);
+  wush::make_dirs(bad);
   wush::write_file_atomic(bad + "/config.json", R"({"architectures": ["BertModel"]})");
   expect_one_line_error(run_cli("info " + bad), {bad + "/config.json", "unsupported architecture 'BertModel'"});
 }

@@ -1,12 +1,11 @@
 // Core utilities: checks, atomic outputs.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 
-namespace fs = std::filesystem;
 
 TEST(Error, CheckFormatsMessage) {
   try {
@@ -18,17 +17,17 @@ TEST(Error, CheckFormatsMessage) {
 }
 
 TEST(AtomicDir, NothingLeftWithoutCommit) {
-  fs::path base = fs::temp_directory_path() / "wush_atomic_test";
-  fs::remove_all(base);
-  fs::create_directories(base);
-  std::string out = (base / "out").string();
+  std::string base = wush::path_join(wush::temp_dir(), "wush_atomic_test");
+  wush::remove_tree(base);
+  wush::make_dirs(base);
+  std::string out = wush::path_join(base, "out");
   {
     wush::AtomicDir d(out, false);
     wush::write_file_atomic(d.file("a.txt"), "hello");
-    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(wush::path_exists(out));
   }
-  EXPECT_FALSE(fs::exists(out));
-  EXPECT_TRUE(fs::is_empty(base));
+  EXPECT_FALSE(wush::path_exists(out));
+  EXPECT_TRUE(wush::dir_is_empty(base));
   {
     wush::AtomicDir d(out, false);
     wush::write_file_atomic(d.file("a.txt"), "hello");
@@ -41,7 +40,7 @@ TEST(AtomicDir, NothingLeftWithoutCommit) {
     wush::write_file_atomic(d.file("b.txt"), "x");
     d.commit();
   }
-  EXPECT_TRUE(fs::exists(out + "/b.txt"));
-  EXPECT_FALSE(fs::exists(out + "/a.txt"));
-  fs::remove_all(base);
+  EXPECT_TRUE(wush::path_exists(out + "/b.txt"));
+  EXPECT_FALSE(wush::path_exists(out + "/a.txt"));
+  wush::remove_tree(base);
 }

@@ -3,15 +3,14 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/paths.h"
 #include "formats/format.h"
 #include "formats/synthetic.h"
 
-namespace fs = std::filesystem;
 
 namespace {
 int run(const std::string& args) {
@@ -20,9 +19,9 @@ int run(const std::string& args) {
 }  // namespace
 
 TEST(FormatsCli, FormatsJsonListsTheTable) {
-  const fs::path out = fs::temp_directory_path() / "wush_formats_cli.json";
-  ASSERT_EQ(run("formats --json " + out.string()), 0);
-  const auto j = nlohmann::json::parse(wush::read_file(out.string()));
+  std::string out = wush::path_join(wush::temp_dir(), "wush_formats_cli.json");
+  ASSERT_EQ(run("formats --json " + out), 0);
+  const auto j = nlohmann::json::parse(wush::read_file(out));
   ASSERT_EQ(j["formats"].size(), wush::all_formats().size());
   EXPECT_EQ(j["formats"][2]["name"], "nvfp4");
   EXPECT_EQ(j["formats"][2]["group"], 16);
@@ -30,11 +29,11 @@ TEST(FormatsCli, FormatsJsonListsTheTable) {
 }
 
 TEST(FormatsCli, QuantErrorMatchesTheLibrary) {
-  const fs::path out = fs::temp_directory_path() / "wush_quant_error_cli.json";
+  std::string out = wush::path_join(wush::temp_dir(), "wush_quant_error_cli.json");
   ASSERT_EQ(run("quant-error --format nvfp4 --dist student-t --rows 8 --cols 64 --seed 3 --json " +
-                out.string()),
+                out),
             0);
-  const auto j = nlohmann::json::parse(wush::read_file(out.string()));
+  const auto j = nlohmann::json::parse(wush::read_file(out));
   const at::Tensor x = wush::synthetic(wush::Dist::StudentT3, 8, 64, 3).to(at::kDouble);
   const at::Tensor e = wush::fake_quantize(x, wush::Format::NVFP4).to(at::kDouble) - x;
   const double sqnr = 10 * std::log10(x.pow(2).sum().item<double>() / e.pow(2).sum().item<double>());

@@ -3,11 +3,11 @@
 // reloading, and every error a broken directory gives.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "core/runtime.h"
+#include "core/paths.h"
 #include "model/hf_model.h"
 #include "model/safetensors.h"
 #include "model/weight_layout.h"
@@ -16,7 +16,6 @@
 using namespace wush;
 using wush::test::expect_error;
 using wush::test::TempDir;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -313,7 +312,7 @@ TEST(HfModelTest, BrokenDirectories) {
   auto config_text = read_file(src + "/config.json");
   // Weights without one tensor.
   std::string dir = tmp / "missing";
-  fs::create_directories(dir);
+  wush::make_dirs(dir);
   write_file_atomic(dir + "/config.json", config_text);
   std::vector<std::pair<std::string, SafeTensor>> ts;
   for (const auto& [name, t] : m.weights)
@@ -333,14 +332,14 @@ TEST(HfModelTest, BrokenDirectories) {
   write_file_atomic(dir + "/config.json", "{\"architectures\": [");
   expect_error([&] { load_hf_model(dir); }, {dir + "/config.json", "not valid JSON"});
   std::string empty = tmp / "empty";
-  fs::create_directories(empty);
+  wush::make_dirs(empty);
   expect_error([&] { load_hf_model(empty); }, {empty, "no config.json"});
   write_file_atomic(empty + "/config.json", config_text);
   expect_error([&] { load_hf_model(empty); }, {empty, "no model.safetensors"});
   // A sharded model whose index names a shard that is gone.
   std::string sharded = tmp / "sharded";
   save_hf_model(m, sharded, false, 600'000);
-  fs::remove(sharded + "/model-00002-of-00004.safetensors");
+  wush::remove_file(sharded + "/model-00002-of-00004.safetensors");
   expect_error([&] { load_hf_model(sharded); }, {"model.safetensors.index.json", "shard 'model-00002-of-00004.safetensors'", "does not exist"});
 }
 

@@ -5,29 +5,26 @@
 
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace wush::test {
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction.
 struct TempDir {
-  std::filesystem::path path;
+  std::string path;
   explicit TempDir(const std::string& tag) {
-    path = std::filesystem::temp_directory_path() / ("wush_" + tag + "_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
+    path = wush::path_join(wush::temp_dir(), "wush_" + tag + "_" + std::to_string(::getpid()));
+    wush::remove_tree(path);
+    wush::make_dirs(path);
   }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  ~TempDir() { wush::remove_tree(path); }
+  std::string operator/(const std::string& name) const { return wush::path_join(path, name); }
 };
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {

@@ -3,10 +3,10 @@
 // GPTQ-WUSH with its error feedback off equals RTN-WUSH; bad inputs are clear errors.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "model/safetensors.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/quantize_linear.h"
@@ -17,7 +17,6 @@
 #include "transforms/block_linalg.h"
 #include "transforms/wush_block.h"
 
-namespace fs = std::filesystem;
 using wush::testing::data_path;
 
 namespace {
@@ -60,8 +59,8 @@ TEST(Pipeline, FormatNoneReproducesTheModelForEveryMethod) {
 TEST(Pipeline, SavedCheckpointGivesIdenticalLogits) {
   const wush::Model& m = stories();
   at::Tensor calib = calib_tokens(4, 128, 6);
-  fs::path dir = fs::temp_directory_path() / ("wush_ckpt_test_" + std::to_string(getpid()));
-  fs::remove_all(dir);
+  std::string dir = wush::path_join(wush::temp_dir(), "wush_ckpt_test_" + std::to_string(getpid()));
+  wush::remove_tree(dir);
   for (const char* r : {"wush:mxfp4:gptq", "wush-local:mxfp4:gptq", "hadamard:nvfp4:rtn", "identity:int4:gptq",
                         "random:mxint4:rtn", "smoothquant:mxfp4-ocp:rtn:w4a16"}) {
     wush::QuantizeOptions o;
@@ -71,16 +70,16 @@ TEST(Pipeline, SavedCheckpointGivesIdenticalLogits) {
     wush::CheckpointOptions co;
     co.force = true;
     co.always_index = true;  // exercise shards + index
-    wush::save_quantized(qm, dir.string(), co);
-    ASSERT_TRUE(wush::is_quantized_checkpoint(dir.string()));
-    wush::QuantizedModel back = wush::load_quantized(dir.string());
+    wush::save_quantized(qm, dir, co);
+    ASSERT_TRUE(wush::is_quantized_checkpoint(dir));
+    wush::QuantizedModel back = wush::load_quantized(dir);
     EXPECT_EQ(back.recipe, qm.recipe) << r;
     at::Tensor b = back.transformer().forward(eval_tokens());
     EXPECT_EQ((a - b).abs().max().item<double>(), 0.0) << r;
     // And the W4A4 model is really quantized: its logits differ from full precision.
     EXPECT_GT(rel_diff(a, wush::Transformer(m).forward(eval_tokens())), 1e-3) << r;
   }
-  fs::remove_all(dir);
+  wush::remove_tree(dir);
 }
 
 TEST(Pipeline, CheckpointTensorsFollowTheReferenceLayout) {
@@ -88,12 +87,12 @@ TEST(Pipeline, CheckpointTensorsFollowTheReferenceLayout) {
   wush::QuantizeOptions o;
   o.recipe = wush::parse_recipe("hadamard:mxfp4:rtn");
   wush::QuantizedModel qm = wush::quantize_model(m, at::Tensor(), o);
-  fs::path dir = fs::temp_directory_path() / ("wush_layout_test_" + std::to_string(getpid()));
+  std::string dir = wush::path_join(wush::temp_dir(), "wush_layout_test_" + std::to_string(getpid()));
   wush::CheckpointOptions co;
   co.force = true;
-  wush::save_quantized(qm, dir.string(), co);
+  wush::save_quantized(qm, dir, co);
   std::map<std::string, std::string> meta;
-  auto t = wush::read_safetensors((dir / "model.safetensors").string(), &meta);
+  auto t = wush::read_safetensors(wush::path_join(dir, "model.safetensors"), &meta);
   EXPECT_EQ(meta["format"], "pt");
   const std::string p = "model.layers.1.self_attn.q_proj";
   EXPECT_FALSE(t.count(p + ".weight"));
@@ -116,10 +115,10 @@ TEST(Pipeline, CheckpointTensorsFollowTheReferenceLayout) {
   uint8_t e = t.at(p + ".scale_quant").data[3][0].item<uint8_t>();
   float lo = (c & 8 ? -1 : 1) * e2m1[c & 7] * std::ldexp(1.0f, int(e) - 127) / 3.0f;
   EXPECT_EQ(lo, qm.linears->at(p).dense[3][10].item<float>());
-  auto cfg = nlohmann::json::parse(wush::read_file((dir / "config.json").string()));
+  auto cfg = nlohmann::json::parse(wush::read_file(wush::path_join(dir, "config.json")));
   EXPECT_EQ(cfg["quantization_config"]["quant_method"], "wush");
   EXPECT_EQ(cfg["quantization_config"]["recipe"], "hadamard:mxfp4:rtn");
-  fs::remove_all(dir);
+  wush::remove_tree(dir);
 }
 
 TEST(Pipeline, GptqBeatsRtnOnALayerForEveryFormat) {
@@ -206,51 +205,51 @@ TEST(Pipeline, CliBadInputsAreOneLineErrors) {
   std::string out, err;
   const std::string model = "--model " + data_path("models/stories260K.bin");
   const std::string calib = " --calib " + data_path("text/tinystories_calib.txt");
-  fs::path dir = fs::temp_directory_path() / ("wush_cli_q_" + std::to_string(getpid()));
-  fs::remove_all(dir);
+  std::string dir = wush::path_join(wush::temp_dir(), "wush_cli_q_" + std::to_string(getpid()));
+  wush::remove_tree(dir);
   auto expect_err = [&](const std::string& args, const std::string& needle) {
     int rc = wush::testing::run_cli("quantize " + model + " " + args, &out, &err);
     EXPECT_EQ(rc, 1) << args << "\n" << err;
     EXPECT_NE(err.find(needle), std::string::npos) << args << "\n" << err;
   };
-  expect_err("--calib /nonexistent/calib.txt --recipe wush:mxfp4:gptq --out " + dir.string(), "no such text file");
-  expect_err(calib + " --seqlen 1024 --recipe wush:mxfp4:gptq --out " + dir.string(), "above the model's context");
-  expect_err(calib + " --recipe wush:int8:gptq --out " + dir.string(), "whole rows");
-  expect_err("--recipe wush:mxfp4:gptq --out " + dir.string(), "needs calibration");
-  EXPECT_FALSE(fs::exists(dir));
+  expect_err("--calib /nonexistent/calib.txt --recipe wush:mxfp4:gptq --out " + dir, "no such text file");
+  expect_err(calib + " --seqlen 1024 --recipe wush:mxfp4:gptq --out " + dir, "above the model's context");
+  expect_err(calib + " --recipe wush:int8:gptq --out " + dir, "whole rows");
+  expect_err("--recipe wush:mxfp4:gptq --out " + dir, "needs calibration");
+  EXPECT_FALSE(wush::path_exists(dir));
   // A good run, then the same output again without --force.
-  ASSERT_EQ(wush::testing::run_cli("--quiet quantize " + model + calib + " --nsamples 4 --seqlen 64 --recipe hadamard:mxfp4:rtn --out " + dir.string(), &out, &err), 0) << err;
-  EXPECT_TRUE(wush::is_quantized_checkpoint(dir.string()));
+  ASSERT_EQ(wush::testing::run_cli("--quiet quantize " + model + calib + " --nsamples 4 --seqlen 64 --recipe hadamard:mxfp4:rtn --out " + dir, &out, &err), 0) << err;
+  EXPECT_TRUE(wush::is_quantized_checkpoint(dir));
   // The checkpoint runs through info and generate (its W4A4 layers as the forward's default hooks).
-  ASSERT_EQ(wush::testing::run_cli("info " + dir.string(), &out, &err), 0) << err;
+  ASSERT_EQ(wush::testing::run_cli("info " + dir, &out, &err), 0) << err;
   EXPECT_NE(out.find("hadamard:mxfp4:rtn"), std::string::npos) << out;
-  ASSERT_EQ(wush::testing::run_cli("--quiet generate --model " + dir.string() + " --max-new-tokens 8", &out, &err), 0) << err;
+  ASSERT_EQ(wush::testing::run_cli("--quiet generate --model " + dir + " --max-new-tokens 8", &out, &err), 0) << err;
   EXPECT_EQ(out.rfind("Once upon a time", 0), 0u) << out;
-  expect_err(calib + " --recipe hadamard:mxfp4:rtn --out " + dir.string(), "already exists");
-  fs::remove_all(dir);
+  expect_err(calib + " --recipe hadamard:mxfp4:rtn --out " + dir, "already exists");
+  wush::remove_tree(dir);
 }
 
 TEST(Pipeline, InterruptedRunsLeaveNothingBehind) {
-  fs::path base = fs::temp_directory_path() / ("wush_interrupt_" + std::to_string(getpid()));
-  fs::remove_all(base);
-  fs::create_directories(base);
-  const std::string out = (base / "q").string();
+  std::string base = wush::path_join(wush::temp_dir(), "wush_interrupt_" + std::to_string(getpid()));
+  wush::remove_tree(base);
+  wush::make_dirs(base);
+  const std::string out = wush::path_join(base, "q");
   // A leftover of a SIGKILLed run (pid 999999999 does not exist) is cleaned by the next run.
-  fs::create_directories(base / ".wush-tmp-q-999999999-1");
+  wush::make_dirs(wush::path_join(base, ".wush-tmp-q-999999999-1"));
   std::string o, e;
   const std::string args = "--quiet quantize --model " + data_path("models/stories260K.bin") + " --calib " +
                            data_path("text/tinystories_calib.txt") + " --recipe wush:mxfp4:gptq --out " + out;
   // SIGTERM mid-run: no output directory, no temporary directory.
   int rc = wush::testing::run_cli(args.substr(0) + " & p=$!; sleep 1.5; kill -TERM $p; wait $p; exit $?", &o, &e);
   EXPECT_NE(rc, 0);
-  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(wush::path_exists(out));
   rc = wush::testing::run_cli("--quiet quantize --model " + data_path("models/stories260K.bin") +
                                   " --recipe hadamard:nvfp4:rtn --out " + out,
                               &o, &e);
   EXPECT_EQ(rc, 0) << e;
   EXPECT_TRUE(wush::is_quantized_checkpoint(out));
   int entries = 0;
-  for (auto& d : fs::directory_iterator(base)) entries += d.path().filename().string().rfind(".wush-tmp", 0) == 0;
+  for (const std::string& name : wush::list_dir(base)) entries += name.rfind(".wush-tmp", 0) == 0;
   EXPECT_EQ(entries, 0);
-  fs::remove_all(base);
+  wush::remove_tree(base);
 }

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
+#include "core/paths.h"
 #include "model/safetensors.h"
 #include "modelio_test_util.h"
 
@@ -127,7 +129,7 @@ TEST(SafetensorsTest, ShardedDirectoryWithIndex) {
     values.push_back(at::full({100}, float(i)));
   }
   auto source = [&](size_t i) { return SafeTensor::of(values[i]); };
-  auto files = write_safetensors_dir(dir.path.string(), specs, source, 1000);
+  auto files = write_safetensors_dir(dir.path, specs, source, 1000);
   EXPECT_EQ(files, (std::vector<std::string>{"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
                                              "model-00003-of-00003.safetensors", "model.safetensors.index.json"}));
   auto index = nlohmann::json::parse(wush::test::read_bytes(dir / "model.safetensors.index.json"));
@@ -139,10 +141,10 @@ TEST(SafetensorsTest, ShardedDirectoryWithIndex) {
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(at::equal(all.at("t" + std::to_string(i)).data, values[size_t(i)]));
 
   TempDir one("st_single");
-  EXPECT_EQ(write_safetensors_dir(one.path.string(), specs, source), std::vector<std::string>{"model.safetensors"});
-  EXPECT_EQ(read_safetensors(one.path.string()).size(), 5u);  // a directory resolves to its weights
+  EXPECT_EQ(write_safetensors_dir(one.path, specs, source), std::vector<std::string>{"model.safetensors"});
+  EXPECT_EQ(read_safetensors(one.path).size(), 5u);  // a directory resolves to its weights
   TempDir forced("st_forced");
-  EXPECT_EQ(write_safetensors_dir(forced.path.string(), specs, source, kDefaultMaxShardBytes, true).front(),
+  EXPECT_EQ(write_safetensors_dir(forced.path, specs, source, kDefaultMaxShardBytes, true).front(),
             "model-00001-of-00001.safetensors");
 }
 
@@ -151,8 +153,8 @@ TEST(SafetensorsTest, WriterRejectsMismatchedSource) {
   std::string path = dir / "bad.safetensors";
   expect_error([&] { write_safetensors(path, {{"x", "F32", {3}}}, [](size_t) { return SafeTensor::of(at::zeros({4})); }); },
                {path, "'x'", "F32 [4]", "declared as F32 [3]"});
-  EXPECT_FALSE(std::filesystem::exists(path));  // nothing half-written
-  EXPECT_TRUE(std::filesystem::is_empty(dir.path));
+  EXPECT_FALSE(wush::path_exists(path));  // nothing half-written
+  EXPECT_TRUE(wush::dir_is_empty(dir.path));
   expect_error([&] { SafeTensor::raw(at::zeros({2}), "F8_E4M3"); }, {"F8_E4M3", "uint8"});
   expect_error([&] { SafeTensor::of(at::zeros({2}, at::kComplexFloat)); }, {"no safetensors dtype"});
 }

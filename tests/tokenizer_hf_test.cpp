@@ -66,6 +66,7 @@ TEST(TokenizerHf, Llama3SpecialTokensAndBos) {
 // tokenizer.json marks <s> and </s> as special added tokens, which the tokenizers library splits
 // out of the text (SentencePiece encodes them as plain text).
 TEST(TokenizerHf, GutenbergJsonMatchesReferenceIds) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   const auto facts = wush_test::load_json("models/gutenberg-llama-16M/reference_facts.json");
   ASSERT_EQ(facts["tokenizer_tests"].size(), 11u);
   for (const auto& c : facts["tokenizer_tests"])
@@ -83,6 +84,7 @@ TEST(TokenizerHf, GutenbergJsonMatchesReferenceIds) {
 }
 
 TEST(TokenizerHf, GutenbergJsonBosEosAndDecode) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   const auto& t = gutenberg_json();
   EXPECT_EQ(t.bos_id(), 1);
   EXPECT_EQ(t.eos_id(), 2);
@@ -112,6 +114,7 @@ TEST(TokenizerHf, TinyStoriesMatchesReferenceIds) {
 // TinyStories has no byte tokens (unknown characters are dropped) and transformers' Metaspace
 // "first" drops a leading space: only its plain text survives.
 TEST(TokenizerHf, DecodeInvertsEncode) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   const std::vector<std::string> texts = {
       "Hello world", " leading and trailing  ", "naïve café — “quotes”", "日本語のテキスト 🙂👍",
       "Ελληνικά и кириллица\tmixed\n\nlines", "emoji 👩‍👩‍👧 zwj", "x", "a\u00a0b\u200bc", "12345 67.8"};

@@ -1,14 +1,13 @@
 // load_tokenizer(): dispatch by path and clear errors for files that are not tokenizers.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "model/tokenizer.h"
 #include "tokenizer_test_util.h"
 
-namespace fs = std::filesystem;
 using wush_test::data_path;
 
 namespace {
@@ -23,15 +22,16 @@ std::string load_error(const std::string& path) {
 }
 
 std::string temp_file(const std::string& name, const std::string& data) {
-  fs::path dir = fs::temp_directory_path() / "wush_tokenizer_load_test";
-  fs::create_directories(dir);
-  std::string path = (dir / name).string();
+  std::string dir = wush::path_join(wush::temp_dir(), "wush_tokenizer_load_test");
+  wush::make_dirs(dir);
+  std::string path = wush::path_join(dir, name);
   wush::write_file_atomic(path, data);
   return path;
 }
 }  // namespace
 
 TEST(TokenizerLoad, DispatchesByPath) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   WUSH_TEST_NEEDS_SENTENCEPIECE();
   EXPECT_EQ(wush::load_tokenizer(data_path("models/gutenberg-llama-16M"))->kind(), "hf-bpe");  // json first
   EXPECT_EQ(wush::load_tokenizer(data_path("models/gutenberg-llama-16M/tokenizer.model"))->kind(), "sentencepiece");
@@ -40,13 +40,14 @@ TEST(TokenizerLoad, DispatchesByPath) {
   std::string copy = temp_file("spm_without_suffix", wush::read_file(data_path("models/llama2_tokenizer.model")));
   EXPECT_EQ(wush::load_tokenizer(copy)->kind(), "sentencepiece");
   // a directory with only tokenizer.model
-  fs::path dir = fs::temp_directory_path() / "wush_tokenizer_load_test" / "spm_dir";
-  fs::create_directories(dir);
-  wush::write_file_atomic((dir / "tokenizer.model").string(), wush::read_file(copy));
-  EXPECT_EQ(wush::load_tokenizer(dir.string())->encode("Hello", true), (std::vector<int32_t>{1, 15043}));
+  std::string dir = wush::path_join(wush::path_join(wush::temp_dir(), "wush_tokenizer_load_test"), "spm_dir");
+  wush::make_dirs(dir);
+  wush::write_file_atomic(wush::path_join(dir, "tokenizer.model"), wush::read_file(copy));
+  EXPECT_EQ(wush::load_tokenizer(dir)->encode("Hello", true), (std::vector<int32_t>{1, 15043}));
 }
 
 TEST(TokenizerLoad, BadFilesNameTheFile) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   WUSH_TEST_NEEDS_SENTENCEPIECE();
   const std::string shard = data_path("models/gutenberg-llama-16M/model-00003-of-00003.safetensors");
   std::string e = load_error(shard);
@@ -75,8 +76,8 @@ TEST(TokenizerLoad, BadFilesNameTheFile) {
   const std::string missing = data_path("models/no-such-tokenizer.json");
   EXPECT_NE(load_error(missing).find(missing), std::string::npos);
 
-  fs::path no_tok = fs::temp_directory_path() / "wush_tokenizer_load_test" / "empty_dir";
-  fs::create_directories(no_tok);
-  e = load_error(no_tok.string());
+  std::string no_tok = wush::path_join(wush::path_join(wush::temp_dir(), "wush_tokenizer_load_test"), "empty_dir");
+  wush::make_dirs(no_tok);
+  e = load_error(no_tok);
   EXPECT_NE(e.find("no tokenizer.json or tokenizer.model"), std::string::npos) << e;
 }

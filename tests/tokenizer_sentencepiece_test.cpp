@@ -19,6 +19,7 @@ const wush::Tokenizer& gutenberg_spm() {
 // reference_encodings.json "spm": SentencePiece ids without BOS; "<s>" is plain text there, as
 // SentencePiece never matches control symbols in the input.
 TEST(TokenizerSentencePiece, GutenbergMatchesReferenceEncodings) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   WUSH_TEST_NEEDS_SENTENCEPIECE();
   const auto ref = wush_test::load_json("tokenizers/reference_encodings.json");
   ASSERT_EQ(ref["spm"].size(), 14u);
@@ -32,6 +33,7 @@ TEST(TokenizerSentencePiece, GutenbergMatchesReferenceEncodings) {
 }
 
 TEST(TokenizerSentencePiece, GutenbergReferenceFactsAndBos) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   WUSH_TEST_NEEDS_SENTENCEPIECE();
   const auto facts = wush_test::load_json("models/gutenberg-llama-16M/reference_facts.json");
   for (const auto& c : facts["tokenizer_tests"])
@@ -49,6 +51,7 @@ TEST(TokenizerSentencePiece, GutenbergReferenceFactsAndBos) {
 
 // data/README.md: the tokenizer.json gives SentencePiece's ids on 200,000 characters.
 TEST(TokenizerSentencePiece, GutenbergJsonAgreesOn200000Chars) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   WUSH_TEST_NEEDS_SENTENCEPIECE();
   const std::string text =
       wush_test::first_chars(wush::read_file(data_path("text/gutenberg_eval.txt")), 200000);
@@ -77,6 +80,7 @@ TEST(TokenizerSentencePiece, Llama2KnownIds) {
 }
 
 TEST(TokenizerSentencePiece, DecodeInvertsEncode) {
+  WUSH_TEST_NEEDS_GUTENBERG();
   WUSH_TEST_NEEDS_SENTENCEPIECE();
   auto llama2 = wush::load_tokenizer(data_path("models/llama2_tokenizer.model"));
   const std::vector<std::string> texts = {"Hello world", "naïve café — “quotes”", "日本語のテキスト 🙂👍",

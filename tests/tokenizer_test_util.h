@@ -17,6 +17,14 @@
 #define WUSH_TEST_NEEDS_SENTENCEPIECE() (void)0
 #endif
 
+// Skips the test, naming the path, when an optional data set is absent (the GPU machine carries
+// ../shared/data without models/gutenberg-llama-16M: docs/results/gpu.md).
+#define WUSH_TEST_NEEDS_DATA(rel)                                                      \
+  do {                                                                                 \
+    if (!wush::path_exists(wush_test::data_path(rel))) GTEST_SKIP() << "no " << (rel); \
+  } while (0)
+#define WUSH_TEST_NEEDS_GUTENBERG() WUSH_TEST_NEEDS_DATA("models/gutenberg-llama-16M/tokenizer.json")
+
 namespace wush_test {
 
 inline std::string data_path(const std::string& rel) {

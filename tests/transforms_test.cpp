@@ -3,9 +3,9 @@
 // canonical signs, padding, checks and serialization.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "transforms/block_linalg.h"
 #include "transforms/hadamard.h"
 #include "transforms/random_transform.h"
@@ -341,11 +341,11 @@ TEST(Transforms, SerializeRoundTrip) {
     EXPECT_THROW(Transform::deserialize(bytes.substr(0, bytes.size() - 8)), Error);
   }
   auto t = fitted("wush", L, 32);
-  std::string path = (std::filesystem::temp_directory_path() / "wush_transform_test.st").string();
+  std::string path = wush::path_join(wush::temp_dir(), "wush_transform_test.st");
   t->save(path);
   auto u = Transform::load(path);
   EXPECT_TRUE(at::equal(u->blocks(), t->blocks()));
-  std::filesystem::remove(path);
+  wush::remove_file(path);
   std::string bytes = t->serialize();
   bytes.replace(bytes.find("wush-transform"), 14, "wush-transfoRm");
   std::string e = error_of([&] { Transform::deserialize(bytes, "f.st"); });

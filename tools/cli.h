@@ -2,6 +2,10 @@
 // A subcommand declares its options once on its CLI::App (help shows the defaults) and returns the
 // action to run; run_command() catches wush::Error, prints one line and exits 1 (STYLE.md §8).
 #pragma once
+// CLI11's file validators on stat() rather than std::filesystem (core/paths.h says why).
+#ifndef CLI11_HAS_FILESYSTEM
+#define CLI11_HAS_FILESYSTEM 0
+#endif
 #include <CLI/CLI.hpp>
 
 #include <functional>

@@ -3,6 +3,7 @@
 // (id_i = (7919 i + 13) mod vocab, reproducible in Python), `--warmup` untimed passes, then `--reps`
 // timed ones; each timed pass ends when its logits are on the host side of the device (a one-element
 // copy waits for the stream, so the timing covers the whole forward). Prints the median.
+// `wush bench kernels`: the CUDA kernels alone (bench_kernels.cpp).
 #include <c10/core/GradMode.h>
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "bench_kernels.h"
 #include "cli.h"
 #include "model/forward.h"
 #include "runtime_args.h"
@@ -25,6 +27,10 @@ struct BenchArgs {
 wush::cli::Register reg("bench", "prefill throughput of the forward pass (median tokens/s)", [](CLI::App& app) -> wush::cli::Action {
   auto a = std::make_shared<BenchArgs>();
   a->rt.add(app);
+  app.get_option("--model")->required(false);  // required by the prefill benchmark, not by `kernels`
+  CLI::App* kernels = app.add_subcommand(
+      "kernels", "W4A4 CUDA kernels (transform + quantize, FP8 GEMM) vs BF16 cuBLAS at real models' layer shapes");
+  wush::cli::Action kernels_action = wush::cli::bench_kernels_setup(*kernels);
   app.add_option("--tokens", a->tokens, "prompt length")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--warmup", a->warmup, "untimed passes")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--reps", a->reps, "timed passes (median reported)")->capture_default_str()->check(CLI::PositiveNumber);
@@ -32,9 +38,12 @@ wush::cli::Register reg("bench", "prefill throughput of the forward pass (median
       ->capture_default_str()
       ->check(CLI::IsMember({"eager", "sdpa"}));
   app.add_option("--query-chunk", a->chunk, "eager attention: queries per chunk")->capture_default_str();
-  return [a] {
+  return [a, kernels, kernels_action] {
+    if (kernels->parsed()) return kernels_action();
+    WUSH_CHECK(!a->rt.model.empty(), "wush bench: --model is required (or `wush bench kernels`)");
     wush::Model m = a->rt.load();
-    wush::Transformer tr(m, a->rt.torch_device(), a->rt.torch_dtype());
+    // A quantized checkpoint runs its W4A4 layers (on CUDA: the real kernels, quant_linear_cuda.h).
+    wush::Transformer tr = a->rt.transformer(m);
     m.weights.clear();  // the host copy is no longer needed
     tr.set_attention({a->attn == "sdpa", a->chunk});
     const int64_t V = tr.config().vocab_size;

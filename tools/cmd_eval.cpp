@@ -2,14 +2,15 @@
 // (REFERENCE.md §6). One JSON document: {"name", "ppl": {stem: ...}, "kl": {stem: ...},
 // "tasks": {task: {"acc", "acc_norm", "n"}}, "average": {"acc", "acc_norm", "tasks"}}.
 #include <cstdio>
-#include <filesystem>
 
 #include "cli.h"
 #include "core/atomic_file.h"
+#include "core/paths.h"
 #include "eval/kl_divergence.h"
 #include "eval/perplexity.h"
 #include "eval/zeroshot.h"
 #include "model/forward.h"
+#include "pipeline/quant_linear_cuda.h"
 #include "runtime_args.h"
 
 namespace {
@@ -73,7 +74,7 @@ wush::cli::Register reg("eval", "perplexity, zero-shot tasks and KL divergence o
     for (const std::string& f : a->ppl) {
       std::string path = wush::resolve_data_path(f);
       WUSH_CHECK(wush::path_exists(path) && !wush::is_directory(path), "--ppl %s: no such text file", f.c_str());
-      texts.emplace_back(std::filesystem::path(path).stem().string(), wush::read_file(path));
+      texts.emplace_back(wush::path_stem(path), wush::read_file(path));
     }
     std::vector<TaskInput> tasks;
     if (!a->tasks.empty()) {
@@ -133,6 +134,14 @@ wush::cli::Register reg("eval", "perplexity, zero-shot tasks and KL divergence o
       out["average"] = {{"acc", avg}, {"acc_norm", avg_norm}, {"tasks", res.size()}};
       out["num_fewshot"] = a->zs.num_fewshot;
       if (a->zs.limit > 0) out["limit"] = a->zs.limit;
+    }
+    const wush::CudaW4A4Stats st = wush::cuda_w4a4_stats();
+    if (st.calls > 0) {  // quantized layers that ran the real W4A4 kernels (quant_linear_cuda.h)
+      std::printf("W4A4 on CUDA: %lld layer calls through the fused quantizer + W4A4 GEMM; %lld FP8 chunks beyond the "
+                  "exact span, %lld NVFP4 scale overflows\n",
+                  (long long)st.calls, (long long)st.span_exceeded_chunks, (long long)st.scale_overflow_groups);
+      out["cuda_w4a4"] = {{"calls", st.calls}, {"span_exceeded_chunks", st.span_exceeded_chunks},
+                          {"scale_overflow_groups", st.scale_overflow_groups}};
     }
     if (!a->json.empty()) wush::cli::write_json(a->json, out);
     return 0;

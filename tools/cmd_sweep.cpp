@@ -1,11 +1,11 @@
 // wush sweep: quantize a model with several recipes in memory and print their perplexities next to
 // full precision, one table (the README's main job and the RESULTS tables).
 #include <cstdio>
-#include <filesystem>
 #include <sstream>
 
 #include "cli.h"
 #include "core/atomic_file.h"
+#include "core/paths.h"
 #include "eval/perplexity.h"
 #include "pipeline/quantize_model.h"
 #include "quant_args.h"
@@ -53,7 +53,7 @@ wush::cli::Register reg(
         for (const auto& f : split_list(a->ppl)) {
           std::string p = wush::resolve_data_path(f);
           WUSH_CHECK(wush::path_exists(p) && !wush::is_directory(p), "--ppl %s: no such text file", f.c_str());
-          texts.emplace_back(std::filesystem::path(p).stem().string(), wush::read_file(p));
+          texts.emplace_back(wush::path_stem(p), wush::read_file(p));
         }
         wush::Model m = a->rt.load();
         auto tok = a->rt.load_tok(m);

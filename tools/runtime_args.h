@@ -53,9 +53,9 @@ struct RuntimeArgs {
 
   Transformer transformer(const Model& m) const {
     if (!qm) return Transformer(m, torch_device(), torch_dtype());
-    WUSH_CHECK(torch_dtype() == at::kFloat, "%s: quantized checkpoints are simulated in fp32 (use --dtype fp32)",
-               model.c_str());
-    return qm->transformer(torch_device());
+    WUSH_CHECK(torch_dtype() == at::kFloat || torch_device().is_cuda(),
+               "%s: quantized checkpoints are simulated in fp32 on the CPU (use --dtype fp32)", model.c_str());
+    return qm->transformer(torch_device(), torch_dtype());
   }
 
   std::shared_ptr<QuantizedModel> qm;  // set by load() for a quantized checkpoint

@@ -10,23 +10,20 @@
 #include <mutex>
 #include <set>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
 #include "core/error.h"
-
-namespace fs = std::filesystem;
+#include "core/paths.h"
 
 namespace wush {
 
 static std::string tmp_sibling(const std::string& path) {
-  fs::path p(path);
   std::random_device rd;
-  std::string name = ".wush-tmp-" + p.filename().string() + "-" + std::to_string(::getpid()) + "-" +
+  std::string name = ".wush-tmp-" + path_filename(path) + "-" + std::to_string(::getpid()) + "-" +
                      std::to_string(rd() % 1000000);
-  return (p.parent_path().empty() ? fs::path(name) : p.parent_path() / name).string();
+  return path_join(path_parent(path), name);
 }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(tmp_sibling(path)) {
@@ -88,13 +85,13 @@ std::string read_file(const std::string& path) {
 }
 
 bool path_exists(const std::string& path) {
-  std::error_code ec;
-  return fs::exists(path, ec);
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
 }
 
 bool is_directory(const std::string& path) {
-  std::error_code ec;
-  return fs::is_directory(path, ec);
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // Temporary directories in progress, removed by the SIGINT/SIGTERM handler (install_cleanup_handlers).
@@ -104,10 +101,7 @@ static std::set<std::string> g_live;
 static void cleanup_and_reraise(int sig) {
   // Not async-signal-safe in the strict sense, but the process is about to die either way and a
   // half-written output is the worse outcome.
-  for (const auto& d : g_live) {
-    std::error_code ec;
-    fs::remove_all(d, ec);
-  }
+  for (const auto& d : g_live) remove_tree(d);
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
@@ -120,15 +114,13 @@ void install_cleanup_handlers() {
 // Leftovers of killed runs (SIGKILL leaves no chance to clean): ".wush-tmp-<name>-<pid>-*" siblings
 // whose process is gone are removed before a new output of the same name is built.
 static void remove_stale_siblings(const std::string& final_path) {
-  fs::path p(final_path);
-  fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  const std::string prefix = ".wush-tmp-" + p.filename().string() + "-";
-  std::error_code ec;
-  for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    std::string name = it->path().filename().string();
+  std::string parent = path_parent(final_path);
+  if (parent.empty()) parent = ".";
+  const std::string prefix = ".wush-tmp-" + path_filename(final_path) + "-";
+  for (const std::string& name : list_dir(parent)) {
     if (name.rfind(prefix, 0) != 0) continue;
     long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
-    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) fs::remove_all(it->path(), ec);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) remove_tree(path_join(parent, name));
   }
 }
 
@@ -138,9 +130,7 @@ AtomicDir::AtomicDir(const std::string& final_path, bool force)
   WUSH_CHECK(!final_path.empty(), "output directory: empty path");
   WUSH_CHECK(force || !path_exists(final_path),
              "%s: output already exists (pass --force to replace it)", final_path.c_str());
-  std::error_code ec;
-  fs::create_directories(tmp_, ec);
-  WUSH_CHECK(!ec, "%s: cannot create directory (%s)", tmp_.c_str(), ec.message().c_str());
+  WUSH_CHECK(make_dirs(tmp_), "%s: cannot create directory (%s)", tmp_.c_str(), std::strerror(errno));
   std::lock_guard<std::mutex> lk(g_live_mu);
   g_live.insert(tmp_);
 }
@@ -150,25 +140,20 @@ AtomicDir::~AtomicDir() {
     std::lock_guard<std::mutex> lk(g_live_mu);
     g_live.erase(tmp_);
   }
-  if (!committed_) {
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
+  if (!committed_) remove_tree(tmp_);
 }
 
 void AtomicDir::commit() {
-  std::error_code ec;
   std::string old;
   if (path_exists(final_)) {
     WUSH_CHECK(force_, "%s: output already exists (pass --force to replace it)", final_.c_str());
     old = tmp_sibling(final_ + ".old");
-    fs::rename(final_, old, ec);
-    WUSH_CHECK(!ec, "%s: cannot move the old output away (%s)", final_.c_str(), ec.message().c_str());
+    WUSH_CHECK(rename_path(final_, old), "%s: cannot move the old output away (%s)", final_.c_str(),
+               std::strerror(errno));
   }
-  fs::rename(tmp_, final_, ec);
-  WUSH_CHECK(!ec, "%s: cannot rename into place (%s)", final_.c_str(), ec.message().c_str());
+  WUSH_CHECK(rename_path(tmp_, final_), "%s: cannot rename into place (%s)", final_.c_str(), std::strerror(errno));
   committed_ = true;
-  if (!old.empty()) fs::remove_all(old, ec);
+  if (!old.empty()) remove_tree(old);
 }
 
 }  // namespace wush

@@ -3,6 +3,7 @@
 // operation order (every fp32 rounding happens at the same place), with codecs written
 // independently of the device code (table searches instead of bit tricks), so that a test
 // comparing the two checks both.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -236,6 +237,25 @@ void prepare_weight_operand_ref(const uint8_t* codes, const uint8_t* scales, int
     row_operand(cfg, unpacked.data(), scales + n * (K / G), n, operand_rows(N), K, operand, chunk_scales, counters);
   }
   zero_padding_rows(cfg, N, K, operand, chunk_scales);
+}
+
+void fold_rows_ref(const uint8_t* operand, const float* chunk_scales, int64_t M, int64_t K, uint8_t* out,
+                   float* row_scales, unsigned long long* inexact_rows) {
+  const int64_t Mp = operand_rows(M), nch = detail::ceil_div(K, detail::kChunk);
+  for (int64_t r = 0; r < Mp; ++r) {
+    float row = 0.0f;  // chunk scales are powers of two or 0: their max is 2^E_row
+    for (int64_t c = 0; c < nch; ++c) row = std::max(row, chunk_scales[c * Mp + r]);
+    row_scales[r] = row;
+    bool inexact = false;
+    for (int64_t k = 0; k < K; ++k) {
+      const float factor = row > 0.0f ? chunk_scales[(k / detail::kChunk) * Mp + r] / row : 0.0f;
+      const float v = e4m3_decode(operand[r * K + k]) * factor;
+      const uint8_t b = e4m3_encode(v);
+      inexact |= e4m3_decode(b) != v;
+      out[r * K + k] = b;
+    }
+    if (inexact && inexact_rows) ++*inexact_rows;
+  }
 }
 
 }  // namespace cuda

@@ -104,15 +104,30 @@ void prepare_weight_operand_ref(const uint8_t* codes, const uint8_t* scales, int
                                 int64_t K, const QuantConfig& cfg, void* operand,
                                 float* chunk_scales, unsigned long long* counters);
 
+// ---- row-wise operand (the exact-span rule of §7 applied to whole rows) ----------------------
+// The FP8 chunk operand [Mp, K] (element q * 2^(E_g - E_chunk)) with its chunk scales
+// [ceil(K/128), Mp] -> the row-wise operand out [Mp, K] (element q * 2^(E_g - E_row), E_row the
+// row's largest group exponent) and row_scales [Mp] = 2^E_row (0 for an all-zero row), the
+// operands of GemmKind::FP8_ROWWISE (cuBLASLt OUTER_VEC_32F: one scale per row, no per-chunk
+// scale promotions in the GEMM's main loop). Exact iff every row's nonzero group exponents span
+// at most exact_span(f); *inexact_rows (device, accumulated, may be nullptr) counts the rows where
+// an element did not survive (those need the VEC128 path). Mp = operand_rows(M) rows are read
+// and written (padding rows give zeros).
+cudaError_t fold_rows_cuda(const uint8_t* operand, const float* chunk_scales, int64_t M, int64_t K,
+                           uint8_t* out, float* row_scales, unsigned long long* inexact_rows,
+                           cudaStream_t stream);
+void fold_rows_ref(const uint8_t* operand, const float* chunk_scales, int64_t M, int64_t K, uint8_t* out,
+                   float* row_scales, unsigned long long* inexact_rows);
+
 // ---- GEMM: Y[M, N] = alpha * X[M, K] W[N, K]^T (cuBLASLt) ------------------------------------
 enum class GemmKind : int {
   BF16 = 0,      // bf16 x bf16 (the baseline, and NVFP4's dequantized path)
   FP8_VEC128,    // E4M3 x E4M3, fp32 scale per 128 of K on both operands (Hopper, MX formats)
   NATIVE_MXFP4,  // Blackwell only: packed E2M1 + VEC32_UE8M0 scales (compile-only here)
   NATIVE_NVFP4,  // Blackwell only: packed E2M1 + VEC16_UE4M3 scales (compile-only here)
-  // Cheaper Hopper scaling modes (cuBLASLt OUTER_VEC_32F / SCALAR_32F), timed by the benchmark
-  // to size the gain of folding exact group spans into one scale per row / tensor:
-  FP8_ROWWISE,     // E4M3 x E4M3, one fp32 scale per row of each operand ([rows] floats)
+  // Cheaper Hopper scaling modes (cuBLASLt OUTER_VEC_32F / SCALAR_32F):
+  FP8_ROWWISE,     // E4M3 x E4M3, one fp32 scale per row of each operand ([rows] floats): the
+                   // MX formats' W4A4 GEMM on fold_rows_cuda operands where the fold is exact
   FP8_TENSORWISE,  // E4M3 x E4M3, one fp32 scale per operand (a device float each)
 };
 enum class OutType : int { BF16 = 0, FP32 };

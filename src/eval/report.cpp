@@ -1,12 +1,14 @@
 // Report assembly: union of the metrics present in the rows, one markdown column per metric.
 #include "eval/report.h"
 
+#include <cerrno>
 #include <cmath>
-#include <filesystem>
+#include <cstring>
 #include <limits>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "eval/svg_chart.h"
 #include "eval/tasks.h"
 
@@ -71,7 +73,7 @@ ReportRow load_report_row(const std::string& path) {
              "%s: not a wush eval result (no \"ppl\" or \"tasks\")", path.c_str());
   for (const char* key : {"name", "recipe"})
     if (r.label.empty() && r.result.contains(key) && r.result[key].is_string()) r.label = r.result[key].get<std::string>();
-  if (r.label.empty()) r.label = std::filesystem::path(path).stem().string();
+  if (r.label.empty()) r.label = path_stem(path);
   return r;
 }
 
@@ -146,9 +148,8 @@ Report build_report(const std::vector<ReportRow>& rows, const std::string& basel
 }
 
 std::vector<std::string> write_report(const Report& r, const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  WUSH_CHECK(is_directory(dir), "--out %s: cannot create the folder (%s)", dir.c_str(), ec.message().c_str());
+  bool made = make_dirs(dir);
+  WUSH_CHECK(made, "--out %s: cannot create the folder (%s)", dir.c_str(), std::strerror(errno));
   std::vector<std::string> written;
   for (const auto& [name, text] : {std::pair<std::string, const std::string*>{"report.md", &r.markdown},
                                    {"ppl.svg", &r.ppl_svg},

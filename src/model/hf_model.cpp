@@ -2,15 +2,14 @@
 #include "model/hf_model.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "model/safetensors.h"
 #include "model/weight_layout.h"
 
-namespace fs = std::filesystem;
 
 namespace wush {
 
@@ -39,14 +38,13 @@ static std::string dtype_name(at::ScalarType t) {
 // tokenizer.json, else tokenizer.model, else a llama2.c tokenizer (tok*.bin, as `wush convert` copies it).
 static std::string find_tokenizer(const std::string& dir) {
   for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
-    std::string p = (fs::path(dir) / name).string();
+    std::string p = path_join(dir, name);
     if (path_exists(p)) return p;
   }
   std::vector<std::string> bins;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string n = e.path().filename().string();
-    if (e.is_regular_file() && n.rfind("tok", 0) == 0 && e.path().extension() == ".bin") bins.push_back(e.path().string());
+  for (const std::string& n : list_dir(dir)) {
+    std::string p = path_join(dir, n);
+    if (is_regular_file(p) && n.rfind("tok", 0) == 0 && path_extension(n) == ".bin") bins.push_back(p);
   }
   std::sort(bins.begin(), bins.end());
   return bins.empty() ? "" : bins.front();
@@ -55,7 +53,7 @@ static std::string find_tokenizer(const std::string& dir) {
 Model load_hf_model(const std::string& dir) {
   const char* d = dir.c_str();
   WUSH_CHECK(is_directory(dir), "%s: not a directory (expected a Hugging Face model directory)", d);
-  const std::string config_path = (fs::path(dir) / "config.json").string();
+  const std::string config_path = path_join(dir, "config.json");
   WUSH_CHECK(path_exists(config_path), "%s: no config.json", d);
   nlohmann::json j;
   try {
@@ -131,13 +129,13 @@ void save_hf_model(const Model& m, const std::string& dir, bool force, int64_t m
   std::vector<std::string> copied;
   if (!m.path.empty() && is_directory(m.path))
     for (const std::string& name : hf_side_files()) {
-      std::string src = (fs::path(m.path) / name).string();
+      std::string src = path_join(m.path, name);
       if (!path_exists(src)) continue;
       write_file_atomic(out.file(name), read_file(src));
       copied.push_back(name);
     }
   if (!m.tokenizer_path.empty()) {
-    std::string name = fs::path(m.tokenizer_path).filename().string();
+    std::string name = path_filename(m.tokenizer_path);
     if (std::find(copied.begin(), copied.end(), name) == copied.end())
       write_file_atomic(out.file(name), read_file(m.tokenizer_path));
   }

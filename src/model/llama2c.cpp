@@ -12,10 +12,10 @@
 
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace wush {
 
@@ -124,7 +124,7 @@ Model load_llama2c(const std::string& path) {
   if (!shared_cls) w["lm_head.weight"] = r.take({vocab, dim});
   WUSH_ASSERT(r.pos == floats);
 
-  std::string tok = (std::filesystem::path(path).parent_path() / "tok512.bin").string();
+  std::string tok = path_join(path_parent(path), "tok512.bin");
   m.tokenizer_path = path_exists(tok) ? tok : "";
   return m;
 }

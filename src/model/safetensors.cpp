@@ -9,14 +9,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 
-namespace fs = std::filesystem;
 
 namespace wush {
 
@@ -253,11 +252,11 @@ static std::map<std::string, SafeTensor> read_index(const std::string& index_pat
     shards[file.get<std::string>()].insert(name);
   }
   WUSH_CHECK(!shards.empty(), "%s: weight_map is empty", f);
-  fs::path dir = fs::path(index_path).parent_path();
+  std::string dir = path_parent(index_path);
   std::map<std::string, SafeTensor> all;
   bool first = true;
   for (const auto& [file, names] : shards) {
-    std::string p = (dir / file).string();
+    std::string p = path_join(dir, file);
     WUSH_CHECK(path_exists(p), "%s: shard '%s' (holding '%s') does not exist", f, file.c_str(),
                names.begin()->c_str());
     SafetensorsFile sf(p);
@@ -277,7 +276,7 @@ std::map<std::string, SafeTensor> read_safetensors(const std::string& path,
                                                    std::map<std::string, std::string>* metadata) {
   std::string p = path;
   if (is_directory(path)) {
-    std::string single = (fs::path(path) / "model.safetensors").string();
+    std::string single = path_join(path, "model.safetensors");
     std::string index = single + ".index.json";
     WUSH_CHECK(path_exists(single) || path_exists(index), "%s: no model.safetensors or model.safetensors.index.json",
                path.c_str());
@@ -365,7 +364,7 @@ std::vector<std::string> write_safetensors_dir(const std::string& dir, const std
     total += n;
   }
   if (shards.size() == 1 && !always_index) {
-    write_safetensors((fs::path(dir) / "model.safetensors").string(), specs, source, metadata);
+    write_safetensors(path_join(dir, "model.safetensors"), specs, source, metadata);
     return {"model.safetensors"};
   }
   std::vector<std::string> files;
@@ -377,12 +376,12 @@ std::vector<std::string> write_safetensors_dir(const std::string& dir, const std
       sub.push_back(specs[i]);
       weight_map[specs[i].name] = name;
     }
-    write_safetensors((fs::path(dir) / name).string(), sub, [&](size_t j) { return source(shards[k][j]); },
+    write_safetensors(path_join(dir, name), sub, [&](size_t j) { return source(shards[k][j]); },
                       metadata);
     files.push_back(name);
   }
   nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-  write_file_atomic((fs::path(dir) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
+  write_file_atomic(path_join(dir, "model.safetensors.index.json"), index.dump(2) + "\n");
   files.push_back("model.safetensors.index.json");
   return files;
 }

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <numeric>
 #include <random>
 
@@ -15,8 +14,6 @@
 #include "core/runtime.h"
 #include "model/safetensors.h"
 #include "model/weight_layout.h"
-
-namespace fs = std::filesystem;
 
 namespace wush {
 

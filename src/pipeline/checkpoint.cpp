@@ -1,14 +1,13 @@
 #include "pipeline/checkpoint.h"
 
-#include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "formats/codecs.h"
 #include "model/hf_model.h"
 #include "model/safetensors.h"
 
-namespace fs = std::filesystem;
 
 namespace wush {
 
@@ -98,9 +97,9 @@ void save_quantized(const QuantizedModel& qm, const std::string& dir, const Chec
   if (!qm.base.path.empty() && is_directory(qm.base.path)) {
     for (const char* f : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                           "special_tokens_map.json"})
-      if (path_exists(qm.base.path + "/" + f)) fs::copy_file(qm.base.path + "/" + f, out.file(f));
+      if (path_exists(qm.base.path + "/" + f)) copy_file(qm.base.path + "/" + f, out.file(f));
   } else if (!qm.base.tokenizer_path.empty() && path_exists(qm.base.tokenizer_path)) {
-    fs::copy_file(qm.base.tokenizer_path, out.file(fs::path(qm.base.tokenizer_path).filename().string()));
+    copy_file(qm.base.tokenizer_path, out.file(path_filename(qm.base.tokenizer_path)));
   }
 
   std::vector<std::pair<std::string, SafeTensor>> tensors;

@@ -1,6 +1,7 @@
 #include "pipeline/quant_linear.h"
 
 #include "core/error.h"
+#include "pipeline/quant_linear_cuda.h"
 
 namespace wush {
 
@@ -27,12 +28,15 @@ at::Tensor QuantLinear::transform_acts(const at::Tensor& x) const {
   if (quantize_acts && format != Format::None) {
     QuantOptions o;
     o.tensor_name = name.c_str();
-    xt = fake_quantize(xt, format, o);
+    // The format library runs on the CPU: a CUDA layer without a real W4A4 path (quant_linear_cuda.h)
+    // simulates there.
+    xt = xt.is_cpu() ? fake_quantize(xt, format, o) : fake_quantize(xt.cpu(), format, o).to(xt.device());
   }
   return xt;
 }
 
 at::Tensor QuantLinear::forward(const at::Tensor& x) const {
+  if (x.is_cuda() && cuda_w4a4_supported(*this)) return cuda_w4a4_forward(*this, cuda_state, x);
   WUSH_CHECK(dense.defined(), "%s: quantized layer has no weights (call refresh_dense)", name.c_str());
   at::Tensor xt = transform_acts(x);
   at::Tensor w = dense;
@@ -44,6 +48,7 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) const {
 }
 
 void QuantLinear::refresh_dense() {
+  cuda_state.reset();
   if (format == Format::None) {
     WUSH_CHECK(dense.defined(), "%s: unquantized layer without weights", name.c_str());
     return;

@@ -4,11 +4,14 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <memory>
 #include <string>
 
 #include "formats/format.h"
 
 namespace wush {
+
+struct CudaW4A4State;  // quant_linear_cuda.h
 
 struct QuantLinear {
   std::string name;            // "model.layers.3.mlp.down_proj"
@@ -25,12 +28,16 @@ struct QuantLinear {
   // product (INT4's midrise grid decodes zeros to +-scale/2, REFERENCE §9).
   bool drop_pad = false;
 
+  // The real W4A4 kernels' device state (quant_linear_cuda.h), built on the first CUDA forward.
+  mutable std::shared_ptr<CudaW4A4State> cuda_state;
+
   int64_t padded_in() const { return (in_features + group - 1) / group * group; }
-  // x [..., C] (any float dtype) -> y [..., R] fp32
+  // x [..., C] (any float dtype) -> y [..., R] fp32. On a CUDA input, where the format allows
+  // (cuda_w4a4_supported), the real W4A4 kernels run instead of the simulation.
   at::Tensor forward(const at::Tensor& x) const;
   // The activation side alone: pad, transform, fake-quantize -> [..., Cp] fp32.
   at::Tensor transform_acts(const at::Tensor& x) const;
-  void refresh_dense();        // dense = dequantize(weight) (after loading or quantizing)
+  void refresh_dense();        // dense = dequantize(weight) (after loading or quantizing); drops cuda_state
 };
 
 // x [..., C] -> zero-padded to Cp and transformed block by block with T [nb, G, G].

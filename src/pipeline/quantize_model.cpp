@@ -19,13 +19,13 @@ ForwardHooks QuantizedModel::hooks() const {
   return h;
 }
 
-Transformer QuantizedModel::transformer(at::Device dev) const {
+Transformer QuantizedModel::transformer(at::Device dev, at::ScalarType dtype) const {
   for (auto& [name, q] : *linears) {  // the simulated layers live where the model runs
     if (q.dense.defined()) q.dense = q.dense.to(dev);
     if (q.T.defined()) q.T = q.T.to(dev);
     if (q.bias.defined()) q.bias = q.bias.to(dev);
   }
-  Transformer t(base, dev, at::kFloat, /*external_linears=*/true);
+  Transformer t(base, dev, dtype, /*external_linears=*/true);
   t.set_default_hooks(hooks());
   return t;
 }

@@ -27,8 +27,10 @@ struct QuantizedModel {
 
   // Hooks that route the seven linears of every block through the simulated W4A4 layers.
   ForwardHooks hooks() const;
-  // A Transformer over the base weights with hooks() installed as its default hooks.
-  Transformer transformer(at::Device dev = at::kCPU) const;
+  // A Transformer over the base weights with hooks() installed as its default hooks. The W4A4
+  // layers compute in fp32 (on CUDA: the real kernels, bf16 activations in); dtype is the rest of
+  // the model's (bf16 only on CUDA, where the real path serves the linears).
+  Transformer transformer(at::Device dev = at::kCPU, at::ScalarType dtype = at::kFloat) const;
 };
 
 struct QuantizeOptions {
