@@ -26,6 +26,8 @@ wush::cli::Register reg(
       app.add_option("dst", a->dst, "output directory or file")->required();
       app.add_flag("--force", a->force, "replace an existing output");
       return [a] {
+        WUSH_CHECK(a->to == "dequantized" || a->to == "compressed-tensors" || a->to == "gguf",
+                   "--to '%s' (valid: compressed-tensors, gguf, dequantized)", a->to.c_str());
         WUSH_CHECK(wush::is_quantized_checkpoint(a->src), "%s: not a wush checkpoint (config.json without "
                    "quantization_config.quant_method = \"wush\")", a->src.c_str());
         wush::QuantizedModel qm = wush::load_quantized(a->src);
