@@ -19,7 +19,18 @@ struct QuantizeArgs {
   bool force = false;
   int64_t batch = 8;
   uint64_t transform_seed = 0;
+  std::string mxfp4_rule = "reference";
 };
+
+// --mxfp4-rule ocp: MXFP4 with the OCP scale rule (REFERENCE §1), the MXFP4 that vLLM and llama.cpp
+// can load (§8 exports: power-of-two scales, global scale 1).
+void apply_mxfp4_rule(wush::Recipe& r, const std::string& rule) {
+  WUSH_CHECK(rule == "reference" || rule == "ocp", "--mxfp4-rule '%s' (valid: reference, ocp)", rule.c_str());
+  if (rule == "reference") return;
+  WUSH_CHECK(r.format == wush::Format::MXFP4 || r.format == wush::Format::MXFP4_OCP,
+             "--mxfp4-rule ocp applies to MXFP4, not to %s", wush::format_name(r.format).c_str());
+  r.format = wush::Format::MXFP4_OCP;
+}
 
 wush::cli::Register reg(
     "quantize", "quantize a model's linears to W4A4/W4A16 with a block transform and RTN or GPTQ",
@@ -32,9 +43,13 @@ wush::cli::Register reg(
       app.add_flag("--force", a->force, "replace an existing output directory");
       app.add_option("--batch-size", a->batch, "calibration windows per forward pass")->capture_default_str();
       app.add_option("--transform-seed", a->transform_seed, "seed of the random transform")->capture_default_str();
+      app.add_option("--mxfp4-rule", a->mxfp4_rule,
+                     "MXFP4 scale rule: reference (s = 2^floor(log2 amax), global 1/3) or ocp (exportable)")
+          ->capture_default_str();
       app.add_option("--json", a->json, "write a summary (per-layer timings, recipe, calibration) ('-' = stdout)");
       return [a] {
         wush::Recipe r = a->recipe.get();
+        apply_mxfp4_rule(r, a->mxfp4_rule);
         WUSH_CHECK(a->force || !wush::path_exists(a->out), "%s: output already exists (pass --force to replace it)",
                    a->out.c_str());
         wush::Model m = a->rt.load();

@@ -18,18 +18,10 @@ static const char* code_tensor(Format f) {
   return (f == Format::MXINT4 || f == Format::INT4) ? "int4" : "e2m1";
 }
 
-// Per REFERENCE §8: decode = E2M1(code) * scale * weight_global_scale.
-static float weight_global(Format f, float g) {
-  switch (f) {
-    case Format::MXFP4: return 1.0f / 3.0f;
-    case Format::NVFP4: return 1.0f / g;
-    default: return 1.0f;
-  }
-}
 static float act_scale_scale(Format f) { return f == Format::NVFP4 ? 6.0f : 4.0f; }
 
 // Group scales (exact float values) -> stored scale tensor: E8M0 / E4M3 raw bytes, or BF16.
-static SafeTensor encode_scales(const at::Tensor& scales, Format f) {
+SafeTensor encode_scale_tensor(const at::Tensor& scales, Format f) {
   at::Tensor s = scales.to(at::kFloat).contiguous();
   ScaleType st = traits(f).scale;
   if (st == ScaleType::BF16) return SafeTensor::of(s.to(at::kBFloat16));
@@ -78,6 +70,17 @@ static at::Tensor decode_scales(const SafeTensor& t, Format f, const std::string
 
 static at::Tensor scalar_f32(float v) { return at::full({}, v, at::kFloat); }
 
+void copy_side_files(const Model& base, AtomicDir& out) {
+  // Tokenizer and generation config beside the source model.
+  if (!base.path.empty() && is_directory(base.path)) {
+    for (const char* f : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                          "special_tokens_map.json", "tok512.bin"})
+      if (path_exists(base.path + "/" + f)) fs::copy_file(base.path + "/" + f, out.file(f));
+  } else if (!base.tokenizer_path.empty() && path_exists(base.tokenizer_path)) {
+    fs::copy_file(base.tokenizer_path, out.file(fs::path(base.tokenizer_path).filename().string()));
+  }
+}
+
 void save_quantized(const QuantizedModel& qm, const std::string& dir, const CheckpointOptions& opt) {
   const Recipe& r = qm.recipe;
   AtomicDir out(dir, opt.force);
@@ -93,14 +96,7 @@ void save_quantized(const QuantizedModel& qm, const std::string& dir, const Chec
                                 {"calibration", qm.calibration},
                                 {"wush_version", kVersion}};
   write_file_atomic(out.file("config.json"), cfg.dump(2) + "\n");
-  // Tokenizer and generation config beside the source model.
-  if (!qm.base.path.empty() && is_directory(qm.base.path)) {
-    for (const char* f : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                          "special_tokens_map.json"})
-      if (path_exists(qm.base.path + "/" + f)) copy_file(qm.base.path + "/" + f, out.file(f));
-  } else if (!qm.base.tokenizer_path.empty() && path_exists(qm.base.tokenizer_path)) {
-    copy_file(qm.base.tokenizer_path, out.file(path_filename(qm.base.tokenizer_path)));
-  }
+  copy_side_files(qm.base, out);
 
   std::vector<std::pair<std::string, SafeTensor>> tensors;
   for (const auto& [name, t] : qm.base.weights) tensors.emplace_back(name, SafeTensor::of(t.contiguous()));
@@ -117,9 +113,9 @@ void save_quantized(const QuantizedModel& qm, const std::string& dir, const Chec
     }
     const QuantizedTensor& w = q.weight;
     tensors.emplace_back(p + "." + code_tensor(q.format), SafeTensor::of(w.codes.contiguous()));
-    tensors.emplace_back(p + ".scale_quant", encode_scales(w.scales, q.format));
-    tensors.emplace_back(p + ".weight_global_scale", SafeTensor::of(scalar_f32(weight_global(q.format, w.global_scale))));
-    tensors.emplace_back(p + ".activation_global_scale", SafeTensor::of(scalar_f32(weight_global(q.format, 10.0f))));
+    tensors.emplace_back(p + ".scale_quant", encode_scale_tensor(w.scales, q.format));
+    tensors.emplace_back(p + ".weight_global_scale", SafeTensor::of(scalar_f32(q.decode_global())));
+    tensors.emplace_back(p + ".activation_global_scale", SafeTensor::of(scalar_f32(checkpoint_weight_global(q.format, 10.0f))));
     tensors.emplace_back(p + ".activation_scale_scale", SafeTensor::of(scalar_f32(act_scale_scale(q.format))));
   }
   std::vector<SafeTensorSpec> specs;
@@ -211,8 +207,14 @@ QuantizedModel load_quantized(const std::string& dir) {
                    "%s: '%s.scale_quant' has shape %s, expected [%lld, %lld]", dir.c_str(), p.c_str(),
                    c10::str(w.scales.sizes()).c_str(), (long long)R, (long long)(Cp / G));
         w.shape = {R, Cp};
+        WUSH_CHECK(wg > 0 && std::isfinite(wg), "%s: '%s.weight_global_scale' = %g, expected a finite value > 0",
+                   dir.c_str(), p.c_str(), wg);
+        WUSH_CHECK(traits(f).elem == Elem::E2M1 || wg == 1.0f,
+                   "%s: '%s.weight_global_scale' = %g, but %s has no global scale (expected 1)", dir.c_str(), p.c_str(),
+                   wg, traits(f).name);
         w.global_scale = f == Format::NVFP4 ? 1.0f / wg : 1.0f;
         q.weight = w;
+        q.weight_global = wg;  // decoded as stored (§8: multiplied in)
         q.refresh_dense();
       }
       qm.linears->emplace(p, std::move(q));

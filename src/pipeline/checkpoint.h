@@ -4,6 +4,8 @@
 #pragma once
 #include <string>
 
+#include "core/atomic_file.h"
+#include "model/safetensors.h"
 #include "pipeline/quantize_model.h"
 
 namespace wush {
@@ -17,5 +19,10 @@ struct CheckpointOptions {
 void save_quantized(const QuantizedModel& qm, const std::string& dir, const CheckpointOptions& opt = {});
 bool is_quantized_checkpoint(const std::string& dir);  // config.json has quant_method "wush"
 QuantizedModel load_quantized(const std::string& dir);
+
+// Exact group scales [R, C/G] -> the stored scale tensor of §8: F8_E8M0 / F8_E4M3 raw bytes, or BF16.
+SafeTensor encode_scale_tensor(const at::Tensor& scales, Format f);
+// generation_config.json and the tokenizer files beside base.path (or base.tokenizer_path) -> out.
+void copy_side_files(const Model& base, AtomicDir& out);
 
 }  // namespace wush

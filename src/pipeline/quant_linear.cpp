@@ -5,6 +5,28 @@
 
 namespace wush {
 
+float checkpoint_weight_global(Format f, float g) {
+  switch (f) {
+    case Format::MXFP4: return 1.0f / 3.0f;
+    case Format::NVFP4: return 1.0f / g;
+    default: return 1.0f;
+  }
+}
+
+at::Tensor decode_checkpoint_weight(const QuantizedTensor& w, float wg) {
+  if (traits(w.format).elem != Elem::E2M1) return dequantize(w);  // no global scale (loader checks 1)
+  static const float kE2M1[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0f, -0.5, -1, -1.5, -2, -3, -4, -6};
+  at::Tensor lut = at::from_blob(const_cast<float*>(kE2M1), {16}, at::kFloat);
+  at::Tensor c = w.codes.to(at::kLong);
+  at::Tensor nib = at::stack({c.bitwise_and(15), c.bitwise_right_shift(4)}, -1).flatten(-2);  // low nibble first
+  at::Tensor s = w.scales.to(at::kFloat);
+  const int64_t G = nib.size(-1) / s.size(-1);
+  at::Tensor v = lut.index({nib}) * s.repeat_interleave(G, -1);  // exact: 2 x 4 significant bits
+  v = v * wg;                                                      // the one rounding of the decode
+  if (w.pad > 0) v = v.narrow(-1, 0, v.size(-1) - w.pad);
+  return v.reshape(w.shape).contiguous();
+}
+
 at::Tensor apply_block_transform(const at::Tensor& x, const at::Tensor& T, int64_t G) {
   const int64_t C = x.size(-1), Cp = (C + G - 1) / G * G;
   at::Tensor xs = x.to(at::kFloat);
@@ -47,13 +69,17 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) const {
   return at::linear(xt, w.to(xt.device()), bias.defined() ? bias.to(xt.device(), at::kFloat) : at::Tensor());
 }
 
+float QuantLinear::decode_global() const {
+  return weight_global > 0 ? weight_global : checkpoint_weight_global(format, weight.global_scale);
+}
+
 void QuantLinear::refresh_dense() {
   cuda_state.reset();
   if (format == Format::None) {
     WUSH_CHECK(dense.defined(), "%s: unquantized layer without weights", name.c_str());
     return;
   }
-  dense = dequantize(weight);
+  dense = decode_checkpoint_weight(weight, decode_global());
 }
 
 }  // namespace wush
