@@ -2,6 +2,7 @@
 // full precision, one table (the README's main job and the RESULTS tables). --kl adds the KL
 // divergence to the full-precision model and the top-1 agreement (REFERENCE.md §6) per text; every
 // JSON row records the quantization time and the process's peak resident memory during it.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -76,11 +77,15 @@ wush::cli::Register reg(
           if (r) row["method"] = r->display_name(), row["format"] = wush::format_name(r->format);
           if (peak_mib > 0) row["peak_rss_mib"] = peak_mib;
           for (const auto& [stem, text] : texts) {
-            wush::PplResult p = wush::perplexity(t, *tok, text, a->popt, stem);
-            row["ppl"][stem] = {{"tokens", p.tokens}, {"nll", p.nll}, {"ppl", p.ppl}};
             if (a->kl && r) {
+              // One pass gives both: the KL pass scores the same sequences as perplexity() and
+              // returns the method's mean NLL of the next tokens.
               wush::KlResult k = wush::kl_divergence_text({&fp}, {&t}, *tok, text, a->popt, stem);
               row["kl"][stem] = {{"kl", k.kl}, {"top1", k.top1}, {"tokens", k.tokens}};
+              row["ppl"][stem] = {{"tokens", k.tokens}, {"nll", k.nll_q}, {"ppl", std::exp(k.nll_q)}};
+            } else {
+              wush::PplResult p = wush::perplexity(t, *tok, text, a->popt, stem);
+              row["ppl"][stem] = {{"tokens", p.tokens}, {"nll", p.nll}, {"ppl", p.ppl}};
             }
           }
           rows.push_back(row);

@@ -109,7 +109,8 @@ QuantLinear quantize_linear(const LinearQuantInput& in, const Recipe& r) {
 }
 
 double layer_loss(const QuantLinear& q, const at::Tensor& W, const at::Tensor& bias, const at::Tensor& X) {
-  at::Tensor Y = at::linear(X.to(at::kDouble), W.to(at::kDouble), bias.defined() ? bias.to(at::kDouble) : at::Tensor());
+  const auto f64 = at::TensorOptions().dtype(at::kDouble).device(X.device());  // X may live on CUDA
+  at::Tensor Y = at::linear(X.to(at::kDouble), W.to(f64), bias.defined() ? bias.to(f64) : at::Tensor());
   at::Tensor Yq = q.forward(X).to(at::kDouble);
   return (Y - Yq).pow(2).sum().item<double>() / double(Y.numel());
 }
