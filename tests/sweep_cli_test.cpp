@@ -1,7 +1,8 @@
 // wush sweep (tools/cmd_sweep.cpp) as scripts/accuracy uses it: --kl rows carry the KL divergence
 // and top-1 agreement with the full-precision model, the perplexity from the same pass (checked
 // against perplexity() of the same quantized model built through the library), the quantization
-// time and the peak resident memory.
+// time and the peak resident memory. Also the pieces of the accuracy study around it: the default
+// recipe of `wush quantize` and the chart titles of `wush report`.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "eval/perplexity.h"
+#include "eval/report.h"
 #include "model/llama2c.h"
 #include "pipeline/calibration.h"
 #include "pipeline/quantize_model.h"
@@ -84,4 +86,18 @@ TEST(QuantizeCli, DefaultRecipeIsGptqWushLocalMxfp4) {
   EXPECT_EQ(j["name"], "GPTQ-WUSH-LOCAL");
   EXPECT_NE(run_cli("-q quantize --model " + model + " --force --out " + dir, &out, &err), 0);
   EXPECT_NE(err.find("needs calibration"), std::string::npos) << err;
+}
+
+// scripts/accuracy draws its charts with `wush report --title/--y-label` (perplexity increase per
+// format, layer loss per linear): the first chart takes them; without them it keeps its defaults.
+TEST(ReportTitles, FirstChartTakesTitleAndYLabel) {
+  ReportRow a{"RTN-H", nlohmann::json::parse(R"({"ppl": {"MXFP4": {"ppl": 1.24}, "NVFP4": {"ppl": 0.69}}})")};
+  ReportRow b{"RTN-WUSH", nlohmann::json::parse(R"({"ppl": {"MXFP4": {"ppl": 1.09}, "NVFP4": {"ppl": 0.52}}})")};
+  Report r = build_report({a, b}, "", "W4A4 perplexity minus FP32's", "perplexity increase");
+  EXPECT_NE(r.ppl_svg.find("W4A4 perplexity minus FP32&apos;s"), std::string::npos) << r.ppl_svg.substr(0, 400);
+  EXPECT_NE(r.ppl_svg.find("perplexity increase"), std::string::npos);
+  EXPECT_NE(r.ppl_svg.find("1.24"), std::string::npos);
+  EXPECT_NE(r.ppl_svg.find("NVFP4"), std::string::npos);
+  Report d = build_report({a, b}, "");
+  EXPECT_NE(d.ppl_svg.find("Perplexity per method (lower is better)"), std::string::npos);
 }
