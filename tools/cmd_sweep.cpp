@@ -1,12 +1,17 @@
 // wush sweep: quantize a model with several recipes in memory and print their perplexities next to
-// full precision, one table (the README's main job and the RESULTS tables).
+// full precision, one table (the README's main job and the RESULTS tables). --kl adds the KL
+// divergence to the full-precision model and the top-1 agreement (REFERENCE.md §6) per text; every
+// JSON row records the quantization time and the process's peak resident memory during it.
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
 #include "cli.h"
 #include "core/atomic_file.h"
 #include "core/paths.h"
+#include "eval/kl_divergence.h"
 #include "eval/perplexity.h"
+#include "peak_memory.h"
 #include "pipeline/quantize_model.h"
 #include "quant_args.h"
 #include "runtime_args.h"
@@ -20,6 +25,7 @@ struct SweepArgs {
   wush::PplOptions popt;
   std::string json;
   int64_t batch = 8;
+  bool kl = false, no_damp = false, no_bf16 = false;
 };
 
 std::vector<std::string> split_list(const std::vector<std::string>& v) {
@@ -46,6 +52,9 @@ wush::cli::Register reg(
           ->capture_default_str();
       app.add_option("--batch-size", a->batch, "sequences per forward pass")->capture_default_str();
       app.add_option("--json", a->json, "write every row ('-' = stdout)");
+      app.add_flag("--kl", a->kl, "also KL(p_fp || p_method) and top-1 agreement with the full-precision model");
+      app.add_flag("--no-transform-damping", a->no_damp, "fit WUSH transforms without their 1% damping (REFERENCE §2)");
+      app.add_flag("--no-bf16-transform", a->no_bf16, "keep T_j in full precision (no bf16 rounding, REFERENCE §2)");
       return [a] {
         std::vector<wush::Recipe> recipes;
         for (const auto& s : split_list(a->recipes)) recipes.push_back(wush::parse_recipe(s));
@@ -60,37 +69,60 @@ wush::cli::Register reg(
         wush::CalibrationSet cs = a->calib.load(*tok, m.config.max_position);
         a->popt.batch_size = a->batch;
         nlohmann::json rows = nlohmann::json::array();
-        auto eval = [&](wush::Transformer& t, const std::string& name, const std::string& recipe, double qsecs) {
-          nlohmann::json row = {{"name", name}, {"recipe", recipe}, {"quantize_seconds", qsecs}, {"ppl", nlohmann::json::object()}};
+        wush::Transformer fp(m, a->rt.torch_device(), at::kFloat);
+        auto eval = [&](wush::Transformer& t, const std::string& name, const wush::Recipe* r, double qsecs,
+                        double peak_mib) {
+          nlohmann::json row = {{"name", name}, {"recipe", r ? r->to_string() : "-"}, {"quantize_seconds", qsecs},
+                                {"ppl", nlohmann::json::object()}};
+          if (r) row["method"] = r->display_name(), row["format"] = wush::format_name(r->format);
+          if (peak_mib > 0) row["peak_rss_mib"] = peak_mib;
           for (const auto& [stem, text] : texts) {
-            wush::PplResult r = wush::perplexity(t, *tok, text, a->popt, stem);
-            row["ppl"][stem] = {{"tokens", r.tokens}, {"nll", r.nll}, {"ppl", r.ppl}};
+            if (a->kl && r) {
+              // One pass gives both: the KL pass scores the same sequences as perplexity() and
+              // returns the method's mean NLL of the next tokens.
+              wush::KlResult k = wush::kl_divergence_text({&fp}, {&t}, *tok, text, a->popt, stem);
+              row["kl"][stem] = {{"kl", k.kl}, {"top1", k.top1}, {"tokens", k.tokens}};
+              row["ppl"][stem] = {{"tokens", k.tokens}, {"nll", k.nll_q}, {"ppl", std::exp(k.nll_q)}};
+            } else {
+              wush::PplResult p = wush::perplexity(t, *tok, text, a->popt, stem);
+              row["ppl"][stem] = {{"tokens", p.tokens}, {"nll", p.nll}, {"ppl", p.ppl}};
+            }
           }
           rows.push_back(row);
-          std::printf("%-22s %-28s", name.c_str(), recipe.c_str());
-          for (const auto& [stem, text] : texts) std::printf(" %12.4f", row["ppl"][stem]["ppl"].get<double>());
-          std::printf("\n");
+          std::printf("%-22s %-28s", name.c_str(), row["recipe"].get<std::string>().c_str());
+          for (const auto& [stem, text] : texts) {
+            std::printf(" %12.4f", row["ppl"][stem]["ppl"].get<double>());
+            if (row.contains("kl")) std::printf("  KL %.4f top-1 %.4f", row["kl"][stem]["kl"].get<double>(),
+                                                row["kl"][stem]["top1"].get<double>());
+          }
+          std::printf("  (%.1f s)\n", qsecs);
           std::fflush(stdout);
         };
         std::printf("%-22s %-28s", "method", "recipe");
         for (const auto& [stem, text] : texts) std::printf(" %12s", stem.substr(0, 12).c_str());
         std::printf("\n");
-        {
-          wush::Transformer fp(m, a->rt.torch_device(), at::kFloat);
-          eval(fp, "FP32", "-", 0);
-        }
+        eval(fp, "FP32", nullptr, 0, -1);
         for (const auto& r : recipes) {
           wush::QuantizeOptions o;
           o.recipe = r;
           o.batch = a->batch;
           o.device = a->rt.torch_device();
+          o.transform_damp = !a->no_damp;
+          o.round_bf16 = !a->no_bf16;
           wush::QuantizeReport rep;
+          const bool rss = wush::cli::reset_peak_rss();
           wush::QuantizedModel qm = wush::quantize_model(m, cs.tokens, o, &rep);
+          const double peak = rss ? wush::cli::peak_rss_mib() : -1;
           wush::Transformer t = qm.transformer(a->rt.torch_device());
-          eval(t, r.display_name() + " " + wush::format_name(r.format), r.to_string(), rep.seconds);
+          eval(t, r.display_name() + " " + wush::format_name(r.format), &r, rep.seconds, peak);
         }
         if (!a->json.empty())
-          wush::cli::write_json(a->json, {{"model", m.path}, {"calibration", a->calib.to_json(cs)}, {"rows", rows}});
+          wush::cli::write_json(a->json, {{"model", m.path},
+                                          {"calibration", a->calib.to_json(cs)},
+                                          {"device", a->rt.device},
+                                          {"transform_damping", !a->no_damp},
+                                          {"bf16_transform", !a->no_bf16},
+                                          {"rows", rows}});
         return 0;
       };
     });

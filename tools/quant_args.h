@@ -47,13 +47,16 @@ struct CalibArgs {
   }
 };
 
+// Defaults from docs/ACCURACY.md (gutenberg-llama-16M, MXFP4 W4A4): GPTQ beats RTN for every
+// transform, and GPTQ-WUSH-LOCAL has the lowest perplexity and KL (wush-local also works for any R,
+// where wush's SVD form needs R >= G). Damping and bf16 T stay on (REFERENCE §2, both releases).
 struct RecipeArgs {
-  std::string recipe, format = "mxfp4", transform = "identity", weights = "rtn", acts = "quantized";
+  std::string recipe, format = "mxfp4", transform = "wush-local", weights = "gptq", acts = "quantized";
 
   void add(CLI::App& app) {
     app.add_option("--recipe", recipe, "transform:format:weights[:w4a16], e.g. wush:mxfp4:gptq (overrides the three below)");
     app.add_option("--format", format, "mxfp4, mxfp4-ocp, nvfp4, mxint4, int4, none")->capture_default_str();
-    app.add_option("--transform", transform, "identity, hadamard, random, smoothquant, wus, wush, wush-local")
+    app.add_option("--transform", transform, "identity, hadamard, random, smoothquant, wus, wush, wush-local, wush-search")
         ->capture_default_str();
     app.add_option("--weights", weights, "rtn or gptq")->capture_default_str();
     app.add_option("--acts", acts, "quantized (W4A4) or fp (W4A16)")->capture_default_str();

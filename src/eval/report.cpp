@@ -77,7 +77,8 @@ ReportRow load_report_row(const std::string& path) {
   return r;
 }
 
-Report build_report(const std::vector<ReportRow>& rows, const std::string& baseline) {
+Report build_report(const std::vector<ReportRow>& rows, const std::string& baseline, const std::string& ppl_title,
+                    const std::string& ppl_y_label) {
   WUSH_CHECK(!rows.empty(), "report: no results files");
   const std::vector<std::string> ppl = keys_of(rows, "ppl"), kl = keys_of(rows, "kl"), tasks = task_columns(rows);
   const ReportRow* base = nullptr;
@@ -123,7 +124,8 @@ Report build_report(const std::vector<ReportRow>& rows, const std::string& basel
   std::vector<std::string> series;
   for (const ReportRow& r : rows) series.push_back(r.label);
   if (!ppl.empty()) {
-    BarChart c{"Perplexity per method (lower is better)", "perplexity", ppl, series, {}, "%.2f"};
+    BarChart c{ppl_title.empty() ? "Perplexity per method (lower is better)" : ppl_title,
+               ppl_y_label.empty() ? "perplexity" : ppl_y_label, ppl, series, {}, "%.2f"};
     for (const ReportRow& r : rows) {
       c.values.emplace_back();
       for (const std::string& p : ppl) c.values.back().push_back(field(r, "ppl", p, "ppl"));

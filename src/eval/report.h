@@ -24,8 +24,11 @@ struct Report {
 ReportRow load_report_row(const std::string& path);
 
 // baseline: the label of the full-precision row; "" = the row labelled "FP32" if any (then no
-// recovery column without one). A named baseline that is absent is an error.
-Report build_report(const std::vector<ReportRow>& rows, const std::string& baseline);
+// recovery column without one). A named baseline that is absent is an error. ppl_title /
+// ppl_y_label: the first chart's title and y-axis label ("" = the perplexity defaults; the
+// accuracy study reuses that chart for other per-method metrics, e.g. layer loss per layer).
+Report build_report(const std::vector<ReportRow>& rows, const std::string& baseline,
+                    const std::string& ppl_title = "", const std::string& ppl_y_label = "");
 
 // Writes report.md, ppl.svg and tasks.svg (those that are not empty) into dir (created if needed),
 // each atomically. Returns the paths written.

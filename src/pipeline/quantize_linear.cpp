@@ -7,6 +7,7 @@
 #include "transforms/block_linalg.h"
 #include "transforms/transform_registry.h"
 #include "transforms/wush_block.h"
+#include "transforms/wush_search_transform.h"
 
 namespace wush {
 
@@ -54,12 +55,15 @@ QuantLinear quantize_linear(const LinearQuantInput& in, const Recipe& r) {
     at::Tensor Wp = pad_last(W, Cp), Hp = pad_second_moment(H, Cp);
     FormatQuantizer fq(r.format, g);
     GptqWushResult res;
+    WushBlockOptions bo;
+    bo.damp = in.transform_damp;
+    bo.round_bf16 = in.round_bf16;
     if (r.transform == "wush") {
-      auto fit = [&](const at::Tensor& U, const at::Tensor& Y) { return wush_block(U, Y, {}, in.name); };
+      auto fit = [&](const at::Tensor& U, const at::Tensor& Y) { return wush_block(U, Y, bo, in.name); };
       res = gptq_wush_babai(Wp, Hp, fq, fit);
     } else {
       auto fit = [&](const at::Tensor& Wj, const at::Tensor& Hjj) {
-        return wush_local_block(Wj.t().matmul(Wj) / double(Wj.size(0)), Hjj, {}, in.name);
+        return wush_local_block(Wj.t().matmul(Wj) / double(Wj.size(0)), Hjj, bo, in.name);
       };
       res = gptq_wush_local(Wp, Hp, fq, fit);
     }
@@ -76,6 +80,9 @@ QuantLinear quantize_linear(const LinearQuantInput& in, const Recipe& r) {
     fi.group = G;
     fi.seed = in.seed;
     fi.layer = in.name;
+    fi.damp = in.transform_damp;
+    fi.round_bf16 = in.round_bf16;
+    if (auto* ws = dynamic_cast<WushSearchTransform*>(tr.get())) ws->set_format(r.format);
     tr->fit(fi);
     Wt = tr->weight_side(W);
     if (r.transform != "identity") q.T = tr->blocks().to(at::kFloat);
@@ -102,7 +109,8 @@ QuantLinear quantize_linear(const LinearQuantInput& in, const Recipe& r) {
 }
 
 double layer_loss(const QuantLinear& q, const at::Tensor& W, const at::Tensor& bias, const at::Tensor& X) {
-  at::Tensor Y = at::linear(X.to(at::kDouble), W.to(at::kDouble), bias.defined() ? bias.to(at::kDouble) : at::Tensor());
+  const auto f64 = at::TensorOptions().dtype(at::kDouble).device(X.device());  // X may live on CUDA
+  at::Tensor Y = at::linear(X.to(at::kDouble), W.to(f64), bias.defined() ? bias.to(f64) : at::Tensor());
   at::Tensor Yq = q.forward(X).to(at::kDouble);
   return (Y - Yq).pow(2).sum().item<double>() / double(Y.numel());
 }

@@ -19,6 +19,11 @@ struct LinearQuantInput {
   at::Tensor bias;               // [R] or undefined
   const LayerStats* stats = nullptr;  // needed by data-aware transforms and GPTQ
   uint64_t seed = 0;             // random transform
+  // REFERENCE §2 knobs of the data-aware transforms (measured in docs/ACCURACY.md): the damping
+  // of the transform's second moments (wush: s += 0.01 mean(s); wush-local: Gw, Gx) and the bf16
+  // rounding of T_j. GPTQ's own Hessian damping (§3) is not affected.
+  bool transform_damp = true;
+  bool round_bf16 = true;
 };
 
 // The group size a recipe uses (the format's G; 32 for format none).

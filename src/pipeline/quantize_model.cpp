@@ -87,6 +87,8 @@ QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const Qu
       if (m.has(p + ".bias")) in.bias = m.weight(p + ".bias");
       in.stats = calib ? &stats.at(alias.count(p) ? alias.at(p) : p) : nullptr;
       in.seed = opt.seed * 1000003ull + uint64_t(layer * 7 + i);
+      in.transform_damp = opt.transform_damp;
+      in.round_bf16 = opt.round_bf16;
       qm.linears->emplace(p, quantize_linear(in, r));
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ti).count();
       if (report) report->layers.push_back({{"name", p}, {"seconds", secs}});

@@ -37,6 +37,8 @@ struct QuantizeOptions {
   Recipe recipe;
   int64_t batch = 8;            // calibration windows per forward
   uint64_t seed = 0;            // random transforms
+  bool transform_damp = true;   // LinearQuantInput::transform_damp (REFERENCE §2 damping of T's fit)
+  bool round_bf16 = true;       // LinearQuantInput::round_bf16 (T_j rounded to bf16)
   at::Device device = at::kCPU;
 };
 

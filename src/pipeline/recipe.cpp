@@ -9,7 +9,8 @@ namespace wush {
 
 const std::vector<std::string>& recipe_transforms() {
   static const std::vector<std::string> names = {"identity", "hadamard", "random",   "smoothquant",
-                                                 "wus",      "wush",     "wush-local"};
+                                                 "wus",      "wush",     "wush-local",
+                                                 "wush-search"};
   return names;
 }
 

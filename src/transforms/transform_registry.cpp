@@ -6,6 +6,7 @@
 #include "transforms/random_transform.h"
 #include "transforms/smoothquant_transform.h"
 #include "transforms/wush_local_transform.h"
+#include "transforms/wush_search_transform.h"
 #include "transforms/wush_transform.h"
 
 namespace wush {
@@ -25,6 +26,8 @@ const std::vector<TransformInfo>& all_transforms() {
       {"wush", "WUSH, earlier release: Schur-complement blocks of chol(H), SVD",
        make<WushTransform, true>},
       {"wush-local", "WUSH, paper's form: per-block Grams, eigh", make<WushLocalTransform>},
+      {"wush-search", "wush-local with eigenvector signs searched per block (RTN loss)",
+       make<WushSearchTransform>},
   };
   return table;
 }

@@ -71,11 +71,10 @@ at::Tensor wush_block(const at::Tensor& U, const at::Tensor& Y, const WushBlockO
   return opt.round_bf16 ? round_to_bf16(T) : T;
 }
 
-at::Tensor wush_local_block(const at::Tensor& Gw0, const at::Tensor& Gx0,
-                            const WushBlockOptions& opt, const std::string& what) {
+WushLocalFactors wush_local_factors(const at::Tensor& Gw0, const at::Tensor& Gx0,
+                                    const WushBlockOptions& opt, const std::string& what) {
   WUSH_CHECK(Gw0.dim() >= 2 && Gw0.sizes() == Gx0.sizes() && Gw0.size(-1) == Gw0.size(-2),
              "%s: Gw and Gx must both be [..., G, G]", what.c_str());
-  const int64_t G = Gw0.size(-1);
   const at::Tensor Gw = opt.damp ? damp(Gw0) : Gw0;
   const at::Tensor Gx = opt.damp ? damp(Gx0) : Gx0;
   auto [Lw, info] = at::linalg_cholesky_ex(Gw, /*upper=*/false, /*check_errors=*/false);
@@ -89,8 +88,17 @@ at::Tensor wush_local_block(const at::Tensor& Gw0, const at::Tensor& Gx0,
   E = canonical_signs(E);
   WUSH_CHECK((l.select(-1, 0) > 0).all().item<bool>(),
              "%s: an activation block H_jj is not positive definite; enable damping", what.c_str());
-  at::Tensor had = hadamard_factor(G, opt.hadamard, Gw);
-  at::Tensor T = at::matmul(at::matmul(had * l.pow(-0.25).unsqueeze(-2), mT(E)), mT(Lw));
+  return {l.pow(-0.25).unsqueeze(-2), mT(E), mT(Lw)};
+}
+
+at::Tensor WushLocalFactors::compose(const at::Tensor& had) const {
+  return at::matmul(at::matmul(had * d, Et), LwT);
+}
+
+at::Tensor wush_local_block(const at::Tensor& Gw, const at::Tensor& Gx,
+                            const WushBlockOptions& opt, const std::string& what) {
+  const WushLocalFactors f = wush_local_factors(Gw, Gx, opt, what);
+  at::Tensor T = f.compose(hadamard_factor(Gw.size(-1), opt.hadamard, Gw));
   check_finite(T, what, "T (wush-local)");
   return opt.round_bf16 ? round_to_bf16(T) : T;
 }

@@ -42,6 +42,18 @@ at::Tensor wush_local_block(const at::Tensor& Gw, const at::Tensor& Gx,
                             const WushBlockOptions& opt = {},
                             const std::string& what = "wush-local");
 
+// The data-dependent factors of wush-local: wush_local_block() = ((Had * d) Et) LwT before bf16
+// rounding, with d = l^{-1/4} [..., G] scaling Had's columns, Et = E^T, LwT = Lw^T. wush-search
+// negates Had's columns (the eigenvector signs).
+struct WushLocalFactors {
+  at::Tensor d, Et, LwT;
+  // ((had * d) Et) LwT for a [..., G, G] `had` (Had, or Had with negated columns).
+  at::Tensor compose(const at::Tensor& had) const;
+};
+WushLocalFactors wush_local_factors(const at::Tensor& Gw, const at::Tensor& Gx,
+                                    const WushBlockOptions& opt = {},
+                                    const std::string& what = "wush-local");
+
 // wush-local from the weight block itself: Wj [..., R, G], Hjj [..., G, G] (undamped; damped
 // here with opt.damp) -> wush_local_block(Wj^T Wj / R, Hjj). The shape GPTQ + wush-local
 // (quant/gptq_wush.h, WushLocalBlockFit) calls with the error-fed block.

@@ -8,6 +8,10 @@
 
 namespace wush {
 
+// The blocks' weight Grams W_j^T W_j / R [nb, G, G] of a padded FitInput, with the padded
+// diagonal rule above (shared with wush-search).
+at::Tensor wush_local_weight_grams(const FitInput& in, int64_t nb);
+
 class WushLocalTransform : public Transform {
  public:
   std::string name() const override { return "wush-local"; }
