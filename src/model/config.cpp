@@ -46,7 +46,8 @@ bool get_opt(const nlohmann::json& j, const char* key, T* out, const std::string
     const auto& v = j[key];
     const bool fits = v.is_number_integer() &&
                       (!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max()));
-    WUSH_CHECK(fits, "%s: \"%s\" must be an integer in range (got %s)", source.c_str(), key, v.dump().c_str());
+    WUSH_CHECK(fits || !v.is_number(), "%s: \"%s\" must be an integer in range (got %s)", source.c_str(), key,
+               v.dump().c_str());
   }
   try {
     *out = j[key].get<T>();
