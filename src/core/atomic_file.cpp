@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdio.h>  // renameat2 (glibc 2.28+, _GNU_SOURCE)
+
 #include <cerrno>
 #include <csignal>
 #include <mutex>
@@ -143,11 +145,22 @@ AtomicDir::~AtomicDir() {
   if (!committed_) remove_tree(tmp_);
 }
 
+// Replaces final_ by tmp_ in one step where the kernel can (renameat2 RENAME_EXCHANGE: at every
+// instant final_ is either the complete old output or the complete new one; the old one ends up
+// under the temporary name and is removed, or, after a SIGKILL right here, cleaned by the next
+// run's remove_stale_siblings). Elsewhere: the old output is moved aside first.
 void AtomicDir::commit() {
   std::string old;
   if (path_exists(final_)) {
     WUSH_CHECK(force_, "%s: output already exists (pass --force to replace it)", final_.c_str());
-    old = tmp_sibling(final_ + ".old");
+#ifdef RENAME_EXCHANGE
+    if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) == 0) {
+      committed_ = true;
+      remove_tree(tmp_);  // now the old output
+      return;
+    }
+#endif
+    old = tmp_sibling(final_);
     WUSH_CHECK(rename_path(final_, old), "%s: cannot move the old output away (%s)", final_.c_str(),
                std::strerror(errno));
   }

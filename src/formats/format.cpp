@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "formats/format_ops.h"
+#include "formats/nonfinite.h"
 
 namespace wush {
 namespace {
@@ -57,12 +58,15 @@ std::string index_string(at::IntArrayRef shape, int64_t flat) {
             index_string(x.sizes(), flat).c_str(), (long long)flat);
 }
 
-// Throws naming the first NaN/Inf of x, if any.
+}  // namespace
+
 void check_finite(const at::Tensor& x, const char* what, const char* name) {
-  if (x.numel() == 0 || at::isfinite(x).all().item<bool>()) return;
+  if (!x.defined() || x.numel() == 0 || at::isfinite(x).all().item<bool>()) return;
   const int64_t flat = at::logical_not(at::isfinite(x.reshape({-1}))).nonzero()[0][0].item<int64_t>();
   throw_nonfinite(what, name, x.contiguous(), flat);
 }
+
+namespace {
 
 // fp32 / bf16 / fp16 as they are (contiguous); fp64 and others are converted to fp32.
 at::Tensor prepare_input(const at::Tensor& x, const std::string& what, const char* name) {

@@ -4,6 +4,9 @@
 // writes the generation the source used (transformers 4 keys for a config built from scratch).
 #include "model/config.h"
 
+#include <limits>
+#include <type_traits>
+
 #include "core/error.h"
 
 namespace wush {
@@ -37,6 +40,15 @@ const ArchInfo& find_arch(const std::string& name, const std::string& source) {
 template <typename T>
 bool get_opt(const nlohmann::json& j, const char* key, T* out, const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) return false;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // Integers only: nlohmann's get<int> of a float is a plain cast, undefined beyond the type's
+    // range (fuzz_config found "num_hidden_layers": 5e30); 8.0 or 1e9 as JSON floats are refused too.
+    const auto& v = j[key];
+    const bool fits = v.is_number_integer() &&
+                      (!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max()));
+    WUSH_CHECK(fits || !v.is_number(), "%s: \"%s\" must be an integer in range (got %s)", source.c_str(), key,
+               v.dump().c_str());
+  }
   try {
     *out = j[key].get<T>();
   } catch (const nlohmann::json::exception&) {

@@ -1,5 +1,6 @@
 #include "pipeline/checkpoint.h"
 
+#include <cmath>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -75,9 +76,9 @@ void copy_side_files(const Model& base, AtomicDir& out) {
   if (!base.path.empty() && is_directory(base.path)) {
     for (const char* f : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                           "special_tokens_map.json", "tok512.bin"})
-      if (path_exists(base.path + "/" + f)) fs::copy_file(base.path + "/" + f, out.file(f));
+      if (path_exists(base.path + "/" + f)) copy_file(base.path + "/" + f, out.file(f));
   } else if (!base.tokenizer_path.empty() && path_exists(base.tokenizer_path)) {
-    fs::copy_file(base.tokenizer_path, out.file(fs::path(base.tokenizer_path).filename().string()));
+    copy_file(base.tokenizer_path, out.file(path_filename(base.tokenizer_path)));
   }
 }
 
@@ -128,8 +129,9 @@ void save_quantized(const QuantizedModel& qm, const std::string& dir, const Chec
 bool is_quantized_checkpoint(const std::string& dir) {
   if (!is_directory(dir) || !path_exists(dir + "/config.json")) return false;
   auto j = nlohmann::json::parse(read_file(dir + "/config.json"), nullptr, false);
-  return !j.is_discarded() && j.contains("quantization_config") &&
-         j["quantization_config"].value("quant_method", "") == "wush";
+  if (j.is_discarded() || !j.is_object() || !j.contains("quantization_config")) return false;
+  const auto& qc = j["quantization_config"];
+  return qc.is_object() && qc.contains("quant_method") && qc["quant_method"] == "wush";
 }
 
 QuantizedModel load_quantized(const std::string& dir) {
@@ -138,6 +140,7 @@ QuantizedModel load_quantized(const std::string& dir) {
   WUSH_CHECK(!j.is_discarded(), "%s: invalid JSON", cfg_path.c_str());
   WUSH_CHECK(j.contains("quantization_config"), "%s: no quantization_config (not a wush checkpoint)", cfg_path.c_str());
   const auto& qc = j["quantization_config"];
+  WUSH_CHECK(qc.is_object(), "%s: quantization_config is not an object", cfg_path.c_str());
   QuantizedModel qm;
   try {
     qm.recipe = parse_recipe(qc.at("recipe").get<std::string>());
@@ -145,6 +148,13 @@ QuantizedModel load_quantized(const std::string& dir) {
     WUSH_FAIL("%s: quantization_config lacks 'recipe' (%s)", cfg_path.c_str(), e.what());
   }
   qm.calibration = qc.value("calibration", nlohmann::json(nullptr));
+  WUSH_CHECK(!qc.contains("group_size") || qc["group_size"].is_number_integer(),
+             "%s: quantization_config.group_size must be an integer (got %s)", cfg_path.c_str(),
+             qc["group_size"].dump().c_str());
+  const int64_t G = qc.value("group_size", int64_t(32));
+  WUSH_CHECK(G > 0 && G <= 4096 && (G & (G - 1)) == 0,
+             "%s: quantization_config.group_size %lld is not a power of two in 1..4096", cfg_path.c_str(),
+             (long long)G);
   qm.base.config = parse_config(j, cfg_path);
   qm.base.path = dir;
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tok512.bin"})
@@ -156,7 +166,6 @@ QuantizedModel load_quantized(const std::string& dir) {
                                                                        : dir + "/model.safetensors";
   std::map<std::string, SafeTensor> all = read_safetensors(st);
   const Format f = qm.recipe.format;
-  const int64_t G = qc.value("group_size", int64_t(32));
   for (int64_t l = 0; l < qm.base.config.num_layers; ++l)
     for (int i = 0; i < 7; ++i) {
       const std::string p = linear_prefix(l, i);
@@ -183,6 +192,8 @@ QuantizedModel load_quantized(const std::string& dir) {
       const int64_t Cp = T.size(0) * G;
       if (q.transform != "identity") q.T = T;
       auto inf = take(".in_features", false);
+      WUSH_CHECK(!inf || (inf->data.numel() == 1 && !inf->data.is_floating_point()),
+                 "%s: '%s.in_features' must be one integer", dir.c_str(), p.c_str());
       q.in_features = inf ? inf->data.item<int64_t>() : Cp;
       WUSH_CHECK(q.in_features <= Cp && q.in_features > Cp - G, "%s: '%s.in_features' = %lld does not fit %lld blocks",
                  dir.c_str(), p.c_str(), (long long)q.in_features, (long long)T.size(0));
@@ -192,11 +203,18 @@ QuantizedModel load_quantized(const std::string& dir) {
       } else {
         SafeTensor codes = *take(std::string(".") + code_tensor(f), true);
         SafeTensor sc = *take(".scale_quant", true);
-        float wg = take(".weight_global_scale", true)->data.item<float>();
+        const SafeTensor wgt = *take(".weight_global_scale", true);
+        WUSH_CHECK(wgt.data.numel() == 1 && wgt.data.is_floating_point(),
+                   "%s: '%s.weight_global_scale' must be one float", dir.c_str(), p.c_str());
+        const float wg = wgt.data.item<float>();
+        WUSH_CHECK(std::isfinite(wg) && wg > 0, "%s: '%s.weight_global_scale' = %g must be finite and > 0",
+                   dir.c_str(), p.c_str(), double(wg));
         take(".activation_global_scale", false);
         take(".activation_scale_scale", false);
+        WUSH_CHECK(codes.data.dim() == 2, "%s: '%s' codes have shape %s, expected [R, %lld] U8", dir.c_str(),
+                   p.c_str(), c10::str(codes.data.sizes()).c_str(), (long long)(Cp / 2));
         const int64_t R = codes.data.size(0);
-        WUSH_CHECK(codes.dtype == "U8" && codes.data.dim() == 2 && codes.data.size(1) * 2 == Cp,
+        WUSH_CHECK(codes.dtype == "U8" && codes.data.size(1) * 2 == Cp,
                    "%s: '%s' codes have shape %s, expected [R, %lld] U8", dir.c_str(), p.c_str(),
                    c10::str(codes.data.sizes()).c_str(), (long long)(Cp / 2));
         QuantizedTensor w;

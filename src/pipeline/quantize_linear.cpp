@@ -1,6 +1,7 @@
 #include "pipeline/quantize_linear.h"
 
 #include "core/error.h"
+#include "formats/nonfinite.h"
 #include "quant/calib_stats.h"
 #include "quant/gptq.h"
 #include "quant/gptq_wush.h"
@@ -29,6 +30,9 @@ static at::Tensor transform_hessian(const at::Tensor& H, const at::Tensor& T) {
 QuantLinear quantize_linear(const LinearQuantInput& in, const Recipe& r) {
   const int64_t G = recipe_group(r);
   WUSH_CHECK(in.W.dim() == 2, "%s: weight must be 2-D", in.name.c_str());
+  // Before any transform fit: NaN/Inf would otherwise surface as a failed factorization.
+  check_finite(in.W, "quantize_linear", (in.name + ".weight").c_str());
+  check_finite(in.bias, "quantize_linear", (in.name + ".bias").c_str());
   const int64_t R = in.W.size(0), C = in.W.size(1), Cp = (C + G - 1) / G * G;
   at::Tensor W = in.W.to(at::kDouble);
   const bool gptq_mode = r.weights == WeightMethod::GPTQ && r.format != Format::None;

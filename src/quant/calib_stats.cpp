@@ -1,5 +1,8 @@
 #include "quant/calib_stats.h"
 
+#include <cmath>
+#include <limits>
+
 #include "core/error.h"
 #include "quant/tensor_file.h"
 
@@ -45,9 +48,19 @@ void LayerStats::add(const at::Tensor& x) {
   const at::ScalarType dt = chunk_dtype(x2);
   at::Tensor batch_absmax = at::zeros({C}, absmax_.options());
   at::Tensor batch_xtx = at::zeros_like(xtx_);
+  // fp32 products are exact enough only inside fp32's range: above fp32_high a chunk's sum of
+  // squares could overflow (FLT_MAX / kChunkTokens; 1e30 outliers), and a channel whose largest
+  // value is below fp32_low has squares that underflow to 0 (denormal activations), which would
+  // make its block of H exactly zero. Such chunks are multiplied in fp64.
+  const double fp32_high = std::sqrt(double(std::numeric_limits<float>::max()) / double(kChunkTokens));
+  const double fp32_low = 1e-18;
   for (int64_t b = 0; b < n; b += kChunkTokens) {
-    at::Tensor xc = x2.narrow(0, b, std::min(kChunkTokens, n - b)).to(dt);
-    batch_absmax = at::maximum(batch_absmax, xc.abs().amax(0).to(at::kFloat));
+    at::Tensor xc = x2.narrow(0, b, std::min(kChunkTokens, n - b));
+    const at::Tensor chunk_absmax = xc.abs().amax(0).to(at::kFloat);
+    batch_absmax = at::maximum(batch_absmax, chunk_absmax);
+    const double lo = at::where(chunk_absmax > 0, chunk_absmax, std::numeric_limits<float>::infinity()).min().item<double>();
+    const bool out_of_range = dt == at::kFloat && (chunk_absmax.max().item<double>() > fp32_high || lo < fp32_low);
+    xc = xc.to(out_of_range ? at::kDouble : dt);
     batch_xtx += at::mm(xc.t(), xc).to(at::kDouble);  // chunk in fp32, sum in fp64
   }
   // amax propagates NaN, and Inf stays Inf: one finiteness check covers every element.

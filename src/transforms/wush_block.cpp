@@ -57,7 +57,8 @@ at::Tensor wush_block(const at::Tensor& U, const at::Tensor& Y, const WushBlockO
   V = canonical_signs(V);
   s = s / std::sqrt(double(R));
   WUSH_CHECK((s.select(-1, 0) > 0).all().item<bool>(),
-             "%s: a weight block is all zeros, WUSH is undefined for it; use hadamard",
+             "%s: a block of U W^T is all zeros (its weights or its calibration activations are all "
+             "zero), WUSH is undefined for it; use hadamard",
              what.c_str());
   if (opt.damp) s = s + kDampFraction * s.mean(-1, /*keepdim=*/true);
   WUSH_CHECK((s.select(-1, G - 1) > 0).all().item<bool>(),
@@ -79,15 +80,17 @@ WushLocalFactors wush_local_factors(const at::Tensor& Gw0, const at::Tensor& Gx0
   const at::Tensor Gx = opt.damp ? damp(Gx0) : Gx0;
   auto [Lw, info] = at::linalg_cholesky_ex(Gw, /*upper=*/false, /*check_errors=*/false);
   WUSH_CHECK((info == 0).all().item<bool>(),
-             "%s: a weight Gram W_j^T W_j / R is not positive definite (rank-deficient or zero "
-             "weight block); enable damping",
+             "%s: a weight Gram W_j^T W_j / R is not positive definite (a rank-deficient or zero "
+             "weight block, or all-zero activations in it); use hadamard or wush",
              what.c_str());
   at::Tensor M = at::matmul(mT(Lw), at::matmul(Gx, Lw));
   M = (M + mT(M)) / 2;
   auto [l, E] = at::linalg_eigh(M);  // ascending
   E = canonical_signs(E);
   WUSH_CHECK((l.select(-1, 0) > 0).all().item<bool>(),
-             "%s: an activation block H_jj is not positive definite; enable damping", what.c_str());
+             "%s: an activation block H_jj is not positive definite (all-zero calibration activations "
+             "in a block); use hadamard or wush",
+             what.c_str());
   return {l.pow(-0.25).unsqueeze(-2), mT(E), mT(Lw)};
 }
 
