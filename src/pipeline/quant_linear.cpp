@@ -27,7 +27,9 @@ at::Tensor QuantLinear::transform_acts(const at::Tensor& x) const {
   if (quantize_acts && format != Format::None) {
     QuantOptions o;
     o.tensor_name = name.c_str();
-    xt = fake_quantize(xt, format, o);
+    // The formats library is CPU code: activations on another device make a round trip (exact,
+    // the same values as on the CPU).
+    xt = xt.is_cpu() ? fake_quantize(xt, format, o) : fake_quantize(xt.cpu(), format, o).to(xt.device());
   }
   return xt;
 }

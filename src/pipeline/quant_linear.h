@@ -28,7 +28,8 @@ struct QuantLinear {
   int64_t padded_in() const { return (in_features + group - 1) / group * group; }
   // x [..., C] (any float dtype) -> y [..., R] fp32
   at::Tensor forward(const at::Tensor& x) const;
-  // The activation side alone: pad, transform, fake-quantize -> [..., Cp] fp32.
+  // The activation side alone: pad, transform, fake-quantize -> [..., Cp] fp32 (on x's device;
+  // the fake-quantization itself runs on the CPU).
   at::Tensor transform_acts(const at::Tensor& x) const;
   void refresh_dense();        // dense = dequantize(weight) (after loading or quantizing)
 };
