@@ -15,7 +15,7 @@ at::Tensor apply_block_transform(const at::Tensor& x, const at::Tensor& T, int64
              (long long)G, (long long)G, c10::str(T.sizes()).c_str());
   auto lead = xs.sizes().vec();
   at::Tensor xb = xs.reshape({-1, nb, G}).transpose(0, 1);            // [nb, n, G]
-  at::Tensor Tt = T.to(at::kFloat).transpose(1, 2).expand({nb, G, G});  // x~_j = x_j T_j^T (row form)
+  at::Tensor Tt = T.to(xs.device(), at::kFloat).transpose(1, 2).expand({nb, G, G});  // x~_j = x_j T_j^T (row form)
   at::Tensor y = at::bmm(xb, Tt).transpose(0, 1).reshape(lead);
   return y.contiguous();
 }
