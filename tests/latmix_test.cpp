@@ -21,15 +21,15 @@
 #include "model/forward.h"
 #include "model/tokenizer.h"
 #include "pipeline/calibration.h"
+#include "latmix_test_util.h"
 #include "runtime_test_util.h"
 
 using namespace wush;
 using namespace wush::latmix;
 using namespace wush::testing;
+using namespace wush::latmix_test;
 
 namespace {
-
-at::Generator gen_of(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 // A transform far from orthogonal: the initialization plus random factors, scales and shift.
 AffineTransform random_affine(int64_t n, Param p, uint64_t seed, double spread = 0.3) {
@@ -42,10 +42,6 @@ AffineTransform random_affine(int64_t n, Param p, uint64_t seed, double spread =
   t.log_s += spread * at::randn({n}, g, o);
   t.shift = spread * at::randn({n}, g, o);
   return t;
-}
-
-double rel_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() / b.to(at::kDouble).abs().max().item<double>();
 }
 
 // ---- scalar MX reference (REFERENCE.md §1), one group ----------------------------------------
@@ -104,34 +100,6 @@ void expect_folded_reproduces(const Model& m, const LatmixTransforms& t, const a
   }
   // Without the online norm the plain RMSNorm sees A h + v: the logits are wrong (the test can fail).
   EXPECT_GT(rel_diff(tr.forward(tokens), want), 1e-2) << what;
-}
-
-LatmixTransforms perturbed_init(const Model& m, Param p, uint64_t seed) {
-  InitOptions o;
-  o.param = p;
-  o.init = p == Param::LU ? Init::Hadamard : Init::Orthogonal;
-  o.noise = 0.05;
-  o.seed = seed;
-  LatmixTransforms t = init_latmix(m, o);
-  at::Generator g = gen_of(seed + 100);
-  auto perturb = [&](AffineTransform& a) {
-    a.log_s += 0.3 * at::randn({a.n()}, g, at::kDouble);
-    a.shift = 0.5 * at::randn({a.n()}, g, at::kDouble);
-  };
-  perturb(t.t1);
-  for (AffineTransform& a : t.t2) perturb(a);
-  return t;
-}
-
-const std::string kStories = "models/stories260K.bin";
-
-at::Tensor stories_calib(int64_t nsamples, int64_t seqlen) {
-  Model m = load_model(data_path(kStories));
-  auto tok = load_tokenizer(m.tokenizer_path);
-  CalibrationOptions o;
-  o.nsamples = nsamples;
-  o.seqlen = seqlen;
-  return load_calibration(*tok, data_path("text/tinystories_calib.txt"), o).tokens;
 }
 
 // Like run_cli, with a stderr file of our own (the shared one in /tmp races with other test binaries).

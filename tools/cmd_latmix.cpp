@@ -7,10 +7,9 @@
 #include "cli.h"
 #include "core/atomic_file.h"
 #include "core/progress.h"
-#include "latmix/init.h"
+#include "latmix/learn.h"
 #include "latmix/loss_curve.h"
 #include "latmix/mx_ste.h"
-#include "latmix/train.h"
 #include "pipeline/calibration.h"
 #include "runtime_args.h"
 
@@ -77,26 +76,9 @@ wush::cli::Register reg("latmix", "learn LATMiX affine transforms by distillatio
     std::printf("latmix: %s, %lld calibration windows of %lld tokens from %s\n", m.path.c_str(),
                 (long long)cs.tokens.size(0), (long long)cs.tokens.size(1), calib_path.c_str());
 
-    lx::LatmixTransforms init = lx::init_latmix(m, a->init_opt, cs.tokens);
-    init.format = a->train.format;
-    at::Tensor ev = cs.tokens.narrow(0, 0, std::min<int64_t>(a->eval_windows, cs.tokens.size(0)));
-    const double kl_before = lx::distill_kl(m, init, ev, a->train.format, 1.0, a->train.batch_size, a->train.device);
-
-    lx::TrainResult r = lx::train_latmix(m, cs.tokens, init, a->train);
-    const double kl_after = lx::distill_kl(m, r.transforms, ev, a->train.format, 1.0, a->train.batch_size, a->train.device);
-    const double fold_err = lx::distill_kl(m, r.transforms, ev.narrow(0, 0, 1), wush::Format::None, 1.0, 1, a->train.device);
-
-    nlohmann::json summary = {
-        {"model", m.path}, {"calib", calib_path}, {"windows", cs.tokens.size(0)}, {"seqlen", cs.tokens.size(1)},
-        {"format", a->format}, {"param", a->param}, {"init", lx::init_name(a->init_opt.init)},
-        {"noise", a->init_opt.noise}, {"steps", a->train.steps}, {"lr", a->train.lr}, {"warmup", a->train.warmup},
-        {"weight_decay", a->train.weight_decay}, {"batch_size", a->train.batch_size},
-        {"temperature", a->train.temperature}, {"reg", a->train.reg}, {"scale_grad", a->train.scale_grad}, {"seed", a->train.seed},
-        {"device", a->rt.device}, {"train_seconds", r.seconds},
-        {"loss_first", r.curve.front().loss}, {"loss_last", r.curve.back().loss},
-        {"kl_before", kl_before}, {"kl_after", kl_after}, {"eval_windows", ev.size(0)},
-        {"kl_unquantized_after", fold_err}};
-    r.transforms.format = a->train.format;
+    lx::LearnResult r = lx::learn_latmix(m, cs.tokens, a->init_opt, a->train, a->eval_windows);
+    nlohmann::json summary = {{"model", m.path}, {"calib", calib_path}, {"device", a->rt.device}};
+    summary.update(r.summary);
     r.transforms.info = summary;
     lx::save_latmix(dir.file("transforms.safetensors"), r.transforms);
     wush::write_file_atomic(dir.file("loss.csv"), lx::loss_curve_csv(r.curve));
@@ -107,8 +89,9 @@ wush::cli::Register reg("latmix", "learn LATMiX affine transforms by distillatio
     dir.commit();
     std::printf("latmix: %lld steps in %.1f s; loss %.5f -> %.5f; KL(T=1, %lld windows, fp weights) %.5f -> %.5f; "
                 "written to %s\n",
-                (long long)a->train.steps, r.seconds, r.curve.front().loss, r.curve.back().loss, (long long)ev.size(0),
-                kl_before, kl_after, a->out.c_str());
+                (long long)a->train.steps, summary["train_seconds"].get<double>(), r.curve.front().loss,
+                r.curve.back().loss, summary["eval_windows"].get<long long>(), summary["kl_before"].get<double>(),
+                summary["kl_after"].get<double>(), a->out.c_str());
     return 0;
   };
 });

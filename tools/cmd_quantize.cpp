@@ -6,6 +6,7 @@
 #include "eval/perplexity.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/quantize_model.h"
+#include "latmix_args.h"
 #include "quant_args.h"
 #include "runtime_args.h"
 
@@ -15,6 +16,7 @@ struct QuantizeArgs {
   wush::cli::RuntimeArgs rt;
   wush::cli::CalibArgs calib;
   wush::cli::RecipeArgs recipe;
+  wush::cli::LatmixQuantArgs latmix;
   std::string out, json;
   bool force = false;
   int64_t batch = 8;
@@ -42,10 +44,11 @@ wush::cli::Register reg(
       app.add_option("--out", a->out, "output checkpoint directory (docs/FORMAT.md)")->required();
       app.add_flag("--force", a->force, "replace an existing output directory");
       app.add_option("--batch-size", a->batch, "calibration windows per forward pass")->capture_default_str();
-      app.add_option("--transform-seed", a->transform_seed, "seed of the random transform")->capture_default_str();
+      app.add_option("--transform-seed", a->transform_seed, "seed of the random transform (latmix: of the init and the batch order)")->capture_default_str();
       app.add_option("--mxfp4-rule", a->mxfp4_rule,
                      "MXFP4 scale rule: reference (s = 2^floor(log2 amax), global 1/3) or ocp (exportable)")
           ->capture_default_str();
+      a->latmix.add(app);  // after --batch-size
       app.add_option("--json", a->json, "write a summary (per-layer timings, recipe, calibration) ('-' = stdout)");
       return [a] {
         wush::Recipe r = a->recipe.get();
@@ -60,6 +63,7 @@ wush::cli::Register reg(
         o.batch = a->batch;
         o.seed = a->transform_seed;
         o.device = a->rt.torch_device();
+        o.latmix = a->latmix.get(r, m, cs.tokens, o.device, a->batch, a->transform_seed);
         wush::QuantizeReport rep;
         wush::QuantizedModel qm = wush::quantize_model(m, cs.tokens, o, &rep);
         qm.calibration = a->calib.to_json(cs);

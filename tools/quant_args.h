@@ -56,7 +56,7 @@ struct RecipeArgs {
   void add(CLI::App& app) {
     app.add_option("--recipe", recipe, "transform:format:weights[:w4a16], e.g. wush:mxfp4:gptq (overrides the three below)");
     app.add_option("--format", format, "mxfp4, mxfp4-ocp, nvfp4, mxint4, int4, none")->capture_default_str();
-    app.add_option("--transform", transform, "identity, hadamard, random, smoothquant, wus, wush, wush-local, wush-search")
+    app.add_option("--transform", transform, "identity, hadamard, random, smoothquant, wus, wush, wush-local, wush-search, latmix-lu, latmix-qr")
         ->capture_default_str();
     app.add_option("--weights", weights, "rtn or gptq")->capture_default_str();
     app.add_option("--acts", acts, "quantized (W4A4) or fp (W4A16)")->capture_default_str();

@@ -8,9 +8,12 @@
 // File: safetensors (quant/tensor_file.h), tensors "t1.<field>", "t2.<layer>.<field>"
 // (AffineTransform::save_into), metadata {"latmix.param", "latmix.format", "latmix.group",
 // "latmix.layers", "latmix.info" (JSON of the training run)}.
+// Inside a quantized checkpoint (docs/FORMAT.md) the same tensors carry the prefix "latmix." and
+// the metadata is the JSON header() in quantization_config.latmix.
 #pragma once
 #include <ATen/ATen.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +38,13 @@ struct LatmixTransforms {
   LatmixTransforms detached() const;
   // sum over t1 and every t2 of (sum log|s|)^2 (the volume regularizer without lambda).
   at::Tensor volume_penalty() const;
+
+  // Serialization: fp32 tensors "<prefix>t1.<field>", "<prefix>t2.<layer>.<field>", and the header
+  // {"param", "format", "group", "layers", "info"}; `what` names the source in errors.
+  void save_into(std::map<std::string, at::Tensor>& out, const std::string& prefix) const;
+  nlohmann::json header() const;
+  static LatmixTransforms load_from(const nlohmann::json& header, const std::map<std::string, at::Tensor>& in,
+                                    const std::string& prefix, const std::string& what);
 };
 
 void save_latmix(const std::string& path, const LatmixTransforms& t);

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "formats/codecs.h"
+#include "latmix/latmix_transforms.h"
 #include "model/hf_model.h"
 #include "model/safetensors.h"
 
@@ -13,6 +14,7 @@
 namespace wush {
 
 static const char* kVersion = "0.1.0";
+static const std::string kLatmixPrefix = "latmix.";
 
 // Element payload name: E2M1 formats store ".e2m1", the integer formats ".int4" (docs/FORMAT.md).
 static const char* code_tensor(Format f) {
@@ -96,6 +98,7 @@ void save_quantized(const QuantizedModel& qm, const std::string& dir, const Chec
                                 {"acts", r.quantize_acts ? "quantized" : "fp"},
                                 {"calibration", qm.calibration},
                                 {"wush_version", kVersion}};
+  if (qm.latmix) cfg["quantization_config"]["latmix"] = qm.latmix->header();  // wush extension (FORMAT.md)
   write_file_atomic(out.file("config.json"), cfg.dump(2) + "\n");
   copy_side_files(qm.base, out);
 
@@ -118,6 +121,11 @@ void save_quantized(const QuantizedModel& qm, const std::string& dir, const Chec
     tensors.emplace_back(p + ".weight_global_scale", SafeTensor::of(scalar_f32(q.decode_global())));
     tensors.emplace_back(p + ".activation_global_scale", SafeTensor::of(scalar_f32(checkpoint_weight_global(q.format, 10.0f))));
     tensors.emplace_back(p + ".activation_scale_scale", SafeTensor::of(scalar_f32(act_scale_scale(q.format))));
+  }
+  if (qm.latmix) {  // T1 (online, every RMSNorm) and T2 (folded, for the record): "latmix.t1.<field>", ...
+    std::map<std::string, at::Tensor> lt;
+    qm.latmix->save_into(lt, kLatmixPrefix);
+    for (auto& [n, t] : lt) tensors.emplace_back(n, SafeTensor::of(t.contiguous()));
   }
   std::vector<SafeTensorSpec> specs;
   for (auto& [n, t] : tensors) specs.push_back({n, t.dtype, t.shape()});
@@ -183,7 +191,7 @@ QuantizedModel load_quantized(const std::string& dir) {
       q.name = p;
       q.format = f;
       q.quantize_acts = qm.recipe.quantize_acts;
-      q.transform = qm.recipe.transform;
+      q.transform = linear_recipe(qm.recipe, i).transform;
       q.group = G;
       q.drop_pad = q.transform == "identity" || q.transform == "smoothquant";
       at::Tensor T = take(".transform", true)->data.to(at::kFloat);
@@ -237,7 +245,19 @@ QuantizedModel load_quantized(const std::string& dir) {
       }
       qm.linears->emplace(p, std::move(q));
     }
-  for (auto& [name, t] : all) qm.base.weights[name] = t.data;
+  std::map<std::string, at::Tensor> latmix_tensors;
+  for (auto& [name, t] : all) {
+    if (name.rfind(kLatmixPrefix, 0) == 0)
+      latmix_tensors[name] = t.data;
+    else
+      qm.base.weights[name] = t.data;
+  }
+  WUSH_CHECK(qc.contains("latmix") == is_latmix(qm.recipe.transform),
+             "%s: recipe %s %s quantization_config.latmix (the LATMiX transforms)", cfg_path.c_str(),
+             qm.recipe.to_string().c_str(), qc.contains("latmix") ? "does not expect" : "needs");
+  if (qc.contains("latmix"))
+    qm.latmix = std::make_shared<latmix::LatmixTransforms>(
+        latmix::LatmixTransforms::load_from(qc["latmix"], latmix_tensors, kLatmixPrefix, dir));
   return qm;
 }
 

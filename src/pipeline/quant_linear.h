@@ -38,7 +38,8 @@ struct QuantLinear {
   // x [..., C] (any float dtype) -> y [..., R] fp32. On a CUDA input, where the format allows
   // (cuda_w4a4_supported), the real W4A4 kernels run instead of the simulation.
   at::Tensor forward(const at::Tensor& x) const;
-  // The activation side alone: pad, transform, fake-quantize -> [..., Cp] fp32.
+  // The activation side alone: pad, transform, fake-quantize -> [..., Cp] fp32 (on x's device;
+  // the fake-quantization itself runs on the CPU).
   at::Tensor transform_acts(const at::Tensor& x) const;
   // dense = decode_checkpoint_weight(weight) (after loading or quantizing); drops cuda_state
   void refresh_dense();

@@ -28,6 +28,9 @@ static at::Tensor transform_hessian(const at::Tensor& H, const at::Tensor& T) {
 }
 
 QuantLinear quantize_linear(const LinearQuantInput& in, const Recipe& r) {
+  WUSH_CHECK(!is_latmix(r.transform),
+             "%s: %s transforms the whole model, not one linear (quantize_model folds it; linear_recipe)",
+             in.name.c_str(), r.transform.c_str());
   const int64_t G = recipe_group(r);
   WUSH_CHECK(in.W.dim() == 2, "%s: weight must be 2-D", in.name.c_str());
   // Before any transform fit: NaN/Inf would otherwise surface as a failed factorization.

@@ -1,9 +1,11 @@
 #include "pipeline/quantize_model.h"
 
 #include <chrono>
+#include <optional>
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "latmix/fold.h"
 #include "pipeline/quantize_linear.h"
 #include "quant/calib_stats.h"
 
@@ -16,6 +18,13 @@ ForwardHooks QuantizedModel::hooks() const {
     if (it == lin->end()) return at::Tensor();
     return it->second.forward(x).to(x.scalar_type());
   };
+  if (latmix) {
+    latmix::LatmixOnline on;
+    on.t1 = latmix->t1;
+    on.eps = base.config.rms_norm_eps;
+    on.hadamard_group = latmix->group;
+    h.norm = on.norm_hook();
+  }
   return h;
 }
 
@@ -31,19 +40,42 @@ Transformer QuantizedModel::transformer(at::Device dev, at::ScalarType dtype) co
 }
 
 static bool needs_calibration(const Recipe& r) {
-  return r.weights == WeightMethod::GPTQ ||
-         !(r.transform == "identity" || r.transform == "hadamard" || r.transform == "random");
+  return r.weights == WeightMethod::GPTQ || !(r.transform == "identity" || r.transform == "hadamard" ||
+                                             r.transform == "random" || is_latmix(r.transform));
 }
 
-QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const QuantizeOptions& opt,
+// LATMiX: the folded model (REFERENCE §5) that the pipeline quantizes instead of `m`.
+static std::optional<Model> latmix_folded(const Model& m, const QuantizeOptions& opt) {
+  const Recipe& r = opt.recipe;
+  if (!is_latmix(r.transform)) {
+    WUSH_CHECK(!opt.latmix, "recipe %s: LATMiX transforms were given, but the transform is not latmix-lu/latmix-qr",
+               r.to_string().c_str());
+    return std::nullopt;
+  }
+  WUSH_CHECK(opt.latmix, "recipe %s needs trained LATMiX transforms (wush quantize trains them, or --latmix DIR)",
+             r.to_string().c_str());
+  const latmix::LatmixTransforms& t = *opt.latmix;
+  WUSH_CHECK(r.transform == "latmix-" + latmix::param_name(t.kind),
+             "recipe %s: the LATMiX transforms given are latmix-%s", r.to_string().c_str(),
+             latmix::param_name(t.kind).c_str());
+  WUSH_CHECK(t.group == recipe_group(r), "recipe %s: the LATMiX transforms were made for group %lld, the format's is %lld",
+             r.to_string().c_str(), (long long)t.group, (long long)recipe_group(r));
+  return latmix::apply_latmix(m, t).model;
+}
+
+QuantizedModel quantize_model(const Model& original, const at::Tensor& tokens, const QuantizeOptions& opt,
                               QuantizeReport* report) {
   const Recipe& r = opt.recipe;
   const bool calib = needs_calibration(r);
   WUSH_CHECK(!calib || tokens.defined(), "recipe %s needs calibration text (--calib FILE)", r.to_string().c_str());
   auto t0 = std::chrono::steady_clock::now();
+  const std::optional<Model> folded = latmix_folded(original, opt);
+  const Model& m = folded ? *folded : original;
   QuantizedModel qm;
   qm.base = m;
   qm.recipe = r;
+  if (opt.latmix) qm.latmix = std::make_shared<latmix::LatmixTransforms>(opt.latmix->detached().to(at::kCPU, at::kFloat));
+  const ForwardHooks online = qm.hooks();  // LATMiX's online norm (no linear override yet: none quantized)
   Transformer tf(m, opt.device, at::kFloat);
   const int64_t L = m.config.num_layers;
 
@@ -60,6 +92,7 @@ QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const Qu
     if (calib) {
       // q/k/v and gate/up share an input: accumulate it once and share the statistics.
       ForwardHooks hk;
+      hk.norm = online.norm;
       // Holding the last input alive matters: a freed tensor's address can be reused by the next
       // input, which would then be mistaken for the same activation.
       at::Tensor last;
@@ -89,7 +122,7 @@ QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const Qu
       in.seed = opt.seed * 1000003ull + uint64_t(layer * 7 + i);
       in.transform_damp = opt.transform_damp;
       in.round_bf16 = opt.round_bf16;
-      qm.linears->emplace(p, quantize_linear(in, r));
+      qm.linears->emplace(p, quantize_linear(in, linear_recipe(r, i)));
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ti).count();
       if (report) report->layers.push_back({{"name", p}, {"seconds", secs}});
     }
@@ -99,6 +132,7 @@ QuantizedModel quantize_model(const Model& m, const at::Tensor& tokens, const Qu
       std::map<std::string, std::pair<double, double>> loss;  // name -> (sum sq, numel)
       ForwardHooks qh = qm.hooks();
       ForwardHooks lh;
+      lh.norm = qh.norm;
       lh.linear = [&](const std::string& name, const at::Tensor& x) -> at::Tensor {
         at::Tensor y = qh.linear(name, x);
         if (report) {

@@ -17,6 +17,9 @@
 #include "pipeline/recipe.h"
 
 namespace wush {
+namespace latmix {
+struct LatmixTransforms;
+}
 
 struct QuantizedModel {
   Model base;                                   // config + unquantized tensors (no linear weights)
@@ -24,8 +27,12 @@ struct QuantizedModel {
   std::shared_ptr<std::map<std::string, QuantLinear>> linears = std::make_shared<std::map<std::string, QuantLinear>>();
   Recipe recipe;
   nlohmann::json calibration;                   // what calibrated it (file, nsamples, seqlen, seed)
+  // LATMiX recipes: the transforms folded into `base` and the linears (fp32 CPU). Their T1 runs
+  // online in every RMSNorm (latmix/fold.h); T2 is folded into v_proj/o_proj and kept for the record.
+  std::shared_ptr<const latmix::LatmixTransforms> latmix;
 
-  // Hooks that route the seven linears of every block through the simulated W4A4 layers.
+  // Hooks that route the seven linears of every block through the simulated W4A4 layers (and,
+  // for LATMiX, the RMSNorms through T1's online norm).
   ForwardHooks hooks() const;
   // A Transformer over the base weights with hooks() installed as its default hooks. The W4A4
   // layers compute in fp32 (on CUDA: the real kernels, bf16 activations in); dtype is the rest of
@@ -40,6 +47,10 @@ struct QuantizeOptions {
   bool transform_damp = true;   // LinearQuantInput::transform_damp (REFERENCE §2 damping of T's fit)
   bool round_bf16 = true;       // LinearQuantInput::round_bf16 (T_j rounded to bf16)
   at::Device device = at::kCPU;
+  // LATMiX recipes (latmix-lu / latmix-qr): the trained transforms (latmix/train.h or a
+  // `wush latmix` output). The model is folded with them (latmix::apply_latmix) and then quantized
+  // block by block like any other; required for those recipes, an error for the others.
+  std::shared_ptr<const latmix::LatmixTransforms> latmix;
 };
 
 struct QuantizeReport {

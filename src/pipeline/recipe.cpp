@@ -10,8 +10,18 @@ namespace wush {
 const std::vector<std::string>& recipe_transforms() {
   static const std::vector<std::string> names = {"identity", "hadamard", "random",   "smoothquant",
                                                  "wus",      "wush",     "wush-local",
-                                                 "wush-search"};
+                                                 "wush-search", "latmix-lu",
+                                                 "latmix-qr"};
   return names;
+}
+
+bool is_latmix(const std::string& transform) { return transform == "latmix-lu" || transform == "latmix-qr"; }
+
+Recipe linear_recipe(const Recipe& r, int linear_index) {
+  if (!is_latmix(r.transform)) return r;
+  Recipe out = r;
+  out.transform = linear_index == 6 ? "hadamard" : "identity";  // 6 = mlp.down_proj
+  return out;
 }
 
 static std::string join(const std::vector<std::string>& v) {
@@ -37,6 +47,7 @@ std::string Recipe::to_string() const {
 std::string Recipe::display_name() const {
   std::string t = transform == "identity" ? "I" : transform == "hadamard" ? "H" : transform;
   if (t != "I" && t != "H") std::transform(t.begin(), t.end(), t.begin(), ::toupper);
+  if (is_latmix(transform)) t = "LATMiX" + t.substr(6);  // GPTQ-LATMiX-LU
   std::string s;
   if (weights == WeightMethod::GPTQ && transform == "hadamard")
     s = "MR-GPTQ";

@@ -29,6 +29,13 @@ struct Recipe {
 // Unknown token -> wush::Error naming it and listing the valid values.
 Recipe parse_recipe(const std::string& s);
 const std::vector<std::string>& recipe_transforms();  // the transform names a recipe accepts
+// LATMiX (REFERENCE §5): "latmix-lu" / "latmix-qr" transform the whole model (affine T1 on the
+// residual stream, T2 between v_proj and o_proj, folded into the weights; src/latmix/fold.h);
+// per linear, only the fixed block Hadamard before down_proj stays an online block transform.
+bool is_latmix(const std::string& transform);
+// The recipe linear i (kLinearNames order) is quantized with: r itself, except for LATMiX where
+// the transform is "identity" for q/k/v/o/gate/up and "hadamard" for down_proj.
+Recipe linear_recipe(const Recipe& r, int linear_index);
 std::string weight_method_name(WeightMethod m);
 WeightMethod parse_weight_method(const std::string& s);
 
