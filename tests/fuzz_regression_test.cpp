@@ -2,15 +2,14 @@
 // fuzz target, minimized and written inline, now gives a wush::Error naming the file and the field.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/paths.h"
 #include "core/error.h"
 #include "model/config.h"
 #include "pipeline/checkpoint.h"
 
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -49,8 +48,8 @@ TEST(FuzzRegression, ConfigIntegerFieldsRefuseFloatsAndOutOfRange) {
 // float, zero or not a power of two: one wush::Error each (before: nlohmann exceptions, a float
 // cast, a division by zero).
 TEST(FuzzRegression, CheckpointQuantizationConfigIsValidated) {
-  const fs::path dir = fs::temp_directory_path() / ("wush_fuzzreg_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const std::string dir = wush::path_join(wush::temp_dir(), "wush_fuzzreg_" + std::to_string(::getpid()));
+  ASSERT_TRUE(wush::make_dirs(dir));
   const std::pair<const char*, const char*> cases[] = {
       {"[1, 2]", "quantization_config is not an object"},
       {R"({"quant_method": "wush", "recipe": "hadamard:mxfp4:rtn", "group_size": 1e30})", "group_size must be an integer"},
@@ -60,11 +59,11 @@ TEST(FuzzRegression, CheckpointQuantizationConfigIsValidated) {
   for (const auto& [qc, want] : cases) {
     nlohmann::json j = llama_config();
     j["quantization_config"] = nlohmann::json::parse(qc);
-    wush::write_file_atomic((dir / "config.json").string(), j.dump());
-    std::string e = error_of([&] { wush::load_quantized(dir.string()); });
+    wush::write_file_atomic(wush::path_join(dir, "config.json"), j.dump());
+    std::string e = error_of([&] { wush::load_quantized(dir); });
     EXPECT_NE(e.find(want), std::string::npos) << qc << ": " << e;
     EXPECT_NE(e.find("config.json"), std::string::npos) << e;
-    EXPECT_NO_THROW(wush::is_quantized_checkpoint(dir.string()));
+    EXPECT_NO_THROW(wush::is_quantized_checkpoint(dir));
   }
-  fs::remove_all(dir);
+  wush::remove_tree(dir);
 }

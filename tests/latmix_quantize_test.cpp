@@ -4,10 +4,10 @@
 // loads the transforms end to end; misuse is a clear error.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 
 #include <unistd.h>
 
+#include "core/paths.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "latmix/fold.h"
@@ -19,7 +19,6 @@
 #include "pipeline/quantize_model.h"
 #include "runtime_test_util.h"
 
-namespace fs = std::filesystem;
 using namespace wush;
 using namespace wush::latmix;
 using namespace wush::latmix_test;
@@ -33,7 +32,7 @@ const Model& stories() {
 }
 
 std::string temp_dir(const std::string& name) {
-  return (fs::temp_directory_path() / ("wush_" + name + "_" + std::to_string(getpid()))).string();
+  return wush::path_join(wush::temp_dir(), "wush_" + name + "_" + std::to_string(getpid()));
 }
 
 QuantizedModel quantize_latmix(const std::string& recipe, const LatmixTransforms& t, const at::Tensor& calib) {
@@ -84,7 +83,7 @@ TEST(LatmixQuantize, FormatNoneReproducesTheOriginalLogitsThroughSaveAndLoad) {
     back.latmix.reset();
     EXPECT_GT(rel_diff(back.transformer().forward(tokens), want), 1e-2) << r;
   }
-  fs::remove_all(dir);
+  wush::remove_tree(dir);
 }
 
 // A W4A4 LATMiX checkpoint: the T1/T2 tensors and header in the layout, logits identical to the
@@ -120,7 +119,7 @@ TEST(LatmixQuantize, SavedW4A4CheckpointGivesIdenticalLogits) {
     EXPECT_TRUE(st.count("model.layers.2.mlp.gate_proj.bias")) << r;
     EXPECT_FALSE(back.base.weights.count("latmix.t1.shift")) << r;
   }
-  fs::remove_all(dir);
+  wush::remove_tree(dir);
 }
 
 TEST(LatmixQuantize, MisuseIsAClearError) {
@@ -198,5 +197,5 @@ TEST(LatmixQuantize, CliTrainsOrLoadsTheTransforms) {
   EXPECT_EQ(rc, 1);
   EXPECT_NE(err.find("the LATMiX transforms given are latmix-lu"), std::string::npos) << err;
   EXPECT_FALSE(path_exists(base + "_bad"));
-  for (const char* s : {"_q", "_t", "_l"}) fs::remove_all(base + s);
+  for (const char* s : {"_q", "_t", "_l"}) wush::remove_tree(base + s);
 }
