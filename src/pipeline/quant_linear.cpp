@@ -15,7 +15,7 @@ at::Tensor apply_block_transform(const at::Tensor& x, const at::Tensor& T, int64
              (long long)G, (long long)G, c10::str(T.sizes()).c_str());
   auto lead = xs.sizes().vec();
   at::Tensor xb = xs.reshape({-1, nb, G}).transpose(0, 1);            // [nb, n, G]
-  at::Tensor Tt = T.to(at::kFloat).transpose(1, 2).expand({nb, G, G});  // x~_j = x_j T_j^T (row form)
+  at::Tensor Tt = T.to(xs.device(), at::kFloat).transpose(1, 2).expand({nb, G, G});  // x~_j = x_j T_j^T (row form)
   at::Tensor y = at::bmm(xb, Tt).transpose(0, 1).reshape(lead);
   return y.contiguous();
 }
@@ -27,7 +27,9 @@ at::Tensor QuantLinear::transform_acts(const at::Tensor& x) const {
   if (quantize_acts && format != Format::None) {
     QuantOptions o;
     o.tensor_name = name.c_str();
-    xt = fake_quantize(xt, format, o);
+    // The format codecs run on the CPU (src/formats); on another device the activations make a
+    // round trip, with the same (bit-exact) result as a CPU run.
+    xt = xt.device().is_cpu() ? fake_quantize(xt, format, o) : fake_quantize(xt.cpu(), format, o).to(xt.device());
   }
   return xt;
 }
