@@ -8,6 +8,8 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "model/safetensors.h"
+#include "model/tokenizer.h"
+#include "pipeline/calibration.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/quantize_linear.h"
 #include "pipeline/quantize_model.h"
@@ -255,18 +257,6 @@ TEST(Pipeline, CliBadInputsAreOneLineErrors) {
     EXPECT_NE(err.find(needle), std::string::npos) << args << "\n" << err;
   };
   expect_err("--calib /nonexistent/calib.txt --recipe wush:mxfp4:gptq --out " + dir.string(), "no such text file");
-  // Wrong calibration files: empty, too short for one window, not text (a model file).
-  fs::path bad = fs::temp_directory_path() / ("wush_cli_calib_" + std::to_string(getpid()));
-  fs::create_directories(bad);
-  wush::write_file_atomic((bad / "empty.txt").string(), " \n");
-  wush::write_file_atomic((bad / "short.txt").string(), "Once upon a time there was a cat.");
-  expect_err("--calib " + (bad / "empty.txt").string() + " --recipe wush:mxfp4:gptq --out " + dir.string(),
-             "calibration file is empty");
-  expect_err("--calib " + (bad / "short.txt").string() + " --recipe wush:mxfp4:gptq --out " + dir.string(),
-             "fewer than one window of --seqlen 512");
-  expect_err("--calib " + data_path("models/stories260K.bin") + " --recipe wush:mxfp4:gptq --out " + dir.string(),
-             "not a text file");
-  fs::remove_all(bad);
   expect_err(calib + " --seqlen 1024 --recipe wush:mxfp4:gptq --out " + dir.string(), "above the model's context");
   expect_err(calib + " --recipe wush:int8:gptq --out " + dir.string(), "whole rows");
   expect_err("--recipe wush:mxfp4:gptq --out " + dir.string(), "needs calibration");
@@ -285,6 +275,30 @@ TEST(Pipeline, CliBadInputsAreOneLineErrors) {
 
 // A format whose group does not suit a layer: WUSH's SVD needs at least G output rows (REFERENCE §9),
 // with RTN and inside GPTQ alike; the error names the layer and the way out.
+// Wrong calibration files: empty, too short for one window, not text (a model file); each error
+// names the file and the problem (the CLI test above covers a missing file).
+TEST(Pipeline, WrongCalibrationFilesAreClearErrors) {
+  auto tok = wush::load_tokenizer(data_path("models/tok512.bin"));
+  fs::path bad = fs::temp_directory_path() / ("wush_calib_" + std::to_string(getpid()));
+  fs::create_directories(bad);
+  wush::write_file_atomic((bad / "empty.txt").string(), " \n");
+  wush::write_file_atomic((bad / "short.txt").string(), "Once upon a time there was a cat.");
+  auto expect_err = [&](const std::string& file, const std::string& needle) {
+    try {
+      wush::load_calibration(*tok, file, wush::CalibrationOptions{});
+      ADD_FAILURE() << file << " accepted";
+    } catch (const wush::Error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find(file), std::string::npos) << msg;
+      EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    }
+  };
+  expect_err((bad / "empty.txt").string(), "calibration file is empty");
+  expect_err((bad / "short.txt").string(), "fewer than one window of --seqlen 512");
+  expect_err(data_path("models/stories260K.bin"), "not a text file");
+  fs::remove_all(bad);
+}
+
 TEST(Pipeline, WushRefusesLayersWithFewerRowsThanTheGroup) {
   at::Generator g = at::detail::createCPUGenerator(3);
   wush::LayerStats st("tiny.k_proj");
