@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "model/safetensors.h"
+#include "model/tokenizer.h"
+#include "pipeline/calibration.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/quantize_linear.h"
 #include "pipeline/quantize_model.h"
@@ -121,6 +123,47 @@ TEST(Pipeline, CheckpointTensorsFollowTheReferenceLayout) {
   wush::remove_tree(dir);
 }
 
+// Regression (86db7db): q/k/v and gate/up share one input, recorded once. Detecting "the same input"
+// by data pointer let gate/up's input, allocated where o_proj's freed input had been, pass for
+// o_proj's: gate/up were quantized with o_proj's statistics. Every linear's statistics must equal
+// those of its own input, recomputed here in fp64 from a plain recording forward.
+TEST(Pipeline, SharedInputStatisticsBelongToEachLinear) {
+  const wush::Model& m = stories();
+  wush::Transformer tf(m);
+  // The pipeline's default batch (8 windows) at the model's context: 1 MiB activations, the size at
+  // which the allocator handed o_proj's freed input buffer to gate/up's input.
+  at::Tensor calib = calib_tokens(16, 512, 7);
+  std::vector<at::Tensor> h;
+  for (int64_t b = 0; b < calib.size(0); b += 8) h.push_back(tf.embed(calib.slice(0, b, b + 8)));
+  for (int64_t layer = 0; layer < m.config.num_layers; ++layer) {
+    std::map<std::string, at::Tensor> ref;  // name -> sum of x x^T, fp64
+    std::map<std::string, int64_t> count;
+    wush::ForwardHooks rec;
+    rec.on_linear_input = [&](const std::string& name, const at::Tensor& x) {
+      at::Tensor X = x.to(at::kDouble).reshape({-1, x.size(-1)});
+      at::Tensor xtx = X.t().matmul(X);
+      ref[name] = ref.count(name) ? ref[name] + xtx : xtx;
+      count[name] += X.size(0);
+    };
+    for (const auto& hb : h) tf.block(layer, hb, &rec);
+
+    wush::BlockStats bs = wush::collect_block_stats(tf, layer, h);
+    ASSERT_EQ(ref.size(), 7u);
+    for (const auto& [name, want] : ref) {
+      const wush::LayerStats& got = bs.of(name);
+      EXPECT_EQ(got.count(), count[name]) << name;
+      EXPECT_LT(rel_diff(got.xtx(), want), 1e-6) << name << " has another linear's statistics";
+    }
+    // The sharing itself: k, v read q's statistics, up reads gate's; nothing else is shared.
+    const auto pre = [&](int i) { return wush::linear_prefix(layer, i); };
+    std::map<std::string, std::string> expect_alias = {{pre(1), pre(0)}, {pre(2), pre(0)}, {pre(5), pre(4)}};
+    EXPECT_EQ(bs.alias, expect_alias);
+    // The test can tell o_proj's input from gate's (same width, different activations).
+    EXPECT_GT(rel_diff(ref[pre(3)], ref[pre(4)]), 1e-2);
+    for (auto& hb : h) hb = tf.block(layer, hb);
+  }
+}
+
 TEST(Pipeline, GptqBeatsRtnOnALayerForEveryFormat) {
   const wush::Model& m = stories();
   const std::string p = "model.layers.2.mlp.up_proj";
@@ -227,6 +270,55 @@ TEST(Pipeline, CliBadInputsAreOneLineErrors) {
   EXPECT_EQ(out.rfind("Once upon a time", 0), 0u) << out;
   expect_err(calib + " --recipe hadamard:mxfp4:rtn --out " + dir, "already exists");
   wush::remove_tree(dir);
+}
+
+// A format whose group does not suit a layer: WUSH's SVD needs at least G output rows (REFERENCE §9),
+// with RTN and inside GPTQ alike; the error names the layer and the way out.
+// Wrong calibration files: empty, too short for one window, not text (a model file); each error
+// names the file and the problem (the CLI test above covers a missing file).
+TEST(Pipeline, WrongCalibrationFilesAreClearErrors) {
+  auto tok = wush::load_tokenizer(data_path("models/tok512.bin"));
+  fs::path bad = fs::temp_directory_path() / ("wush_calib_" + std::to_string(getpid()));
+  fs::create_directories(bad);
+  wush::write_file_atomic((bad / "empty.txt").string(), " \n");
+  wush::write_file_atomic((bad / "short.txt").string(), "Once upon a time there was a cat.");
+  auto expect_err = [&](const std::string& file, const std::string& needle) {
+    try {
+      wush::load_calibration(*tok, file, wush::CalibrationOptions{});
+      ADD_FAILURE() << file << " accepted";
+    } catch (const wush::Error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find(file), std::string::npos) << msg;
+      EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+    }
+  };
+  expect_err((bad / "empty.txt").string(), "calibration file is empty");
+  expect_err((bad / "short.txt").string(), "fewer than one window of --seqlen 512");
+  expect_err(data_path("models/stories260K.bin"), "not a text file");
+  fs::remove_all(bad);
+}
+
+TEST(Pipeline, WushRefusesLayersWithFewerRowsThanTheGroup) {
+  at::Generator g = at::detail::createCPUGenerator(3);
+  wush::LayerStats st("tiny.k_proj");
+  st.add(at::randn({256, 64}, g, at::kFloat));
+  wush::LinearQuantInput in;
+  in.name = "tiny.k_proj";
+  in.W = at::randn({16, 64}, g, at::kFloat);  // 16 rows < G = 32 (MXFP4), = G for NVFP4
+  in.stats = &st;
+  for (const char* r : {"wush:mxfp4:gptq", "wush-local:mxfp4:gptq", "wush:mxfp4:rtn"}) {
+    try {
+      wush::quantize_linear(in, wush::parse_recipe(r));
+      ADD_FAILURE() << r << " accepted 16 rows with G = 32";
+    } catch (const wush::Error& e) {
+      std::string msg = e.what();
+      EXPECT_NE(msg.find("tiny.k_proj"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("R >= G"), std::string::npos) << msg;
+    }
+  }
+  // The same layer suits NVFP4 (G = 16) and data-free transforms.
+  EXPECT_NO_THROW(wush::quantize_linear(in, wush::parse_recipe("wush:nvfp4:gptq")));
+  EXPECT_NO_THROW(wush::quantize_linear(in, wush::parse_recipe("hadamard:mxfp4:gptq")));
 }
 
 TEST(Pipeline, InterruptedRunsLeaveNothingBehind) {

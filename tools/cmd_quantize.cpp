@@ -1,16 +1,26 @@
 // wush quantize: a model + calibration text -> a W4A4 (or W4A16) checkpoint (REFERENCE.md §4, §8).
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include "cli.h"
 #include "core/atomic_file.h"
 #include "eval/perplexity.h"
 #include "pipeline/checkpoint.h"
+#include "pipeline/layer_loss.h"
 #include "pipeline/quantize_model.h"
 #include "latmix_args.h"
 #include "quant_args.h"
 #include "runtime_args.h"
 
 namespace {
+
+// Peak resident set size of this process so far, in MiB (Linux reports ru_maxrss in KiB).
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
 
 struct QuantizeArgs {
   wush::cli::RuntimeArgs rt;
@@ -64,6 +74,9 @@ wush::cli::Register reg(
         o.seed = a->transform_seed;
         o.device = a->rt.torch_device();
         o.latmix = a->latmix.get(r, m, cs.tokens, o.device, a->batch, a->transform_seed);
+        // REFERENCE § Notation: widths that are not a multiple of G are zero-padded, and we say so.
+        std::vector<std::string> padding = wush::padding_notes(m.config, {r.format});
+        for (const auto& n : padding) std::fprintf(stderr, "wush: note: %s\n", n.c_str());
         wush::QuantizeReport rep;
         wush::QuantizedModel qm = wush::quantize_model(m, cs.tokens, o, &rep);
         qm.calibration = a->calib.to_json(cs);
@@ -75,7 +88,9 @@ wush::cli::Register reg(
         if (!a->json.empty())
           wush::cli::write_json(a->json, {{"model", m.path}, {"out", a->out}, {"recipe", r.to_string()},
                                           {"name", r.display_name()}, {"calibration", qm.calibration},
-                                          {"seconds", rep.seconds}, {"layers", rep.layers}});
+                                          {"seconds", rep.seconds}, {"peak_rss_mib", peak_rss_mib()},
+                                          {"padding", padding},
+                                          {"layers", rep.layers}});
         return 0;
       };
     });

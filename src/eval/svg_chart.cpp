@@ -11,9 +11,12 @@ namespace wush {
 
 namespace {
 
-// Tableau 10: distinguishable colors, readable on white.
-const char* const kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+// Tableau 10, then the light variants of Tableau 20: 20 distinguishable colors on white (a report
+// of FP32 + 8 methods x 2 formats has 17 series; the colors repeat only beyond 20).
+const char* const kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+                                "#ff9da7", "#9c755f", "#bab0ac", "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d",
+                                "#f1ce63", "#499894", "#86bcb6", "#d37295", "#fabfd2", "#79706e"};
+constexpr size_t kColors = sizeof(kPalette) / sizeof(kPalette[0]);
 
 std::string num(double v) { return strfmt("%.1f", v); }
 
@@ -60,12 +63,22 @@ std::string svg_bar_chart(const BarChart& c) {
   }
   const size_t S = c.series.size(), G = c.groups.size();
   const double bar = S <= 4 ? 18 : 12, group_w = double(S) * bar + 24;
-  const double left = 72, right = 24, top = 84, plot_h = 280;
+  const double left = 72, right = 24, plot_h = 280;
   size_t longest = 0;
   for (const auto& g : c.groups) longest = std::max(longest, g.size());
   const bool rotate = double(longest) * 6.5 > std::max(group_w, (640.0 - left - right) / double(G));
   const double bottom = rotate ? 24 + 6.0 * double(std::min<size_t>(longest, 40)) : 48;
-  const double W = std::max(640.0, left + right + double(G) * group_w), H = top + plot_h + bottom;
+  const double W = std::max(640.0, left + right + double(G) * group_w);
+  // Legend: swatches under the title, wrapped into rows that fit the width.
+  std::vector<std::pair<double, double>> legend_xy;
+  double lx = left, ly = 40;
+  for (size_t k = 0; k < S; ++k) {
+    const double w = 16 + 7.0 * double(c.series[k].size()) + 18;
+    if (lx > left && lx + w - 18 > W - right) lx = left, ly += 18;
+    legend_xy.emplace_back(lx, ly);
+    lx += w;
+  }
+  const double top = ly + 44, H = top + plot_h + bottom;
   const double slot = (W - left - right) / double(G);  // groups spread over the width, bars centered
   const double step = nice_step(vmax * 1.08, 5), ymax = std::max(step, std::ceil(vmax * 1.08 / step) * step);
   auto y_of = [&](double v) { return top + plot_h * (1 - v / ymax); };
@@ -77,13 +90,12 @@ std::string svg_bar_chart(const BarChart& c) {
   s += strfmt("<rect width=\"%s\" height=\"%s\" fill=\"white\"/>\n", num(W).c_str(), num(H).c_str());
   s += strfmt("<text x=\"%s\" y=\"24\" font-size=\"16\" font-weight=\"bold\" text-anchor=\"middle\">%s</text>\n",
               num(W / 2).c_str(), xml_escape(c.title).c_str());
-  // Legend: one row of swatches under the title.
-  double lx = left;
   for (size_t k = 0; k < S; ++k) {
-    s += strfmt("<rect x=\"%s\" y=\"40\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", num(lx).c_str(), kPalette[k % 10]);
-    s += strfmt("<text x=\"%s\" y=\"50\" font-size=\"12\">%s</text>\n", num(lx + 16).c_str(),
+    const auto [x, y] = legend_xy[k];
+    s += strfmt("<rect x=\"%s\" y=\"%s\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", num(x).c_str(),
+                num(y).c_str(), kPalette[k % kColors]);
+    s += strfmt("<text x=\"%s\" y=\"%s\" font-size=\"12\">%s</text>\n", num(x + 16).c_str(), num(y + 10).c_str(),
                 xml_escape(c.series[k]).c_str());
-    lx += 16 + 7.0 * double(c.series[k].size()) + 18;
   }
   // Y axis: grid lines and tick labels.
   for (double v = 0; v <= ymax + step / 2; v += step) {
@@ -107,7 +119,7 @@ std::string svg_bar_chart(const BarChart& c) {
       const std::string label = xml_escape(fmt_value(c.value_format, v));
       s += strfmt("<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"%s\"><title>%s, %s: %s</title></rect>\n",
                   num(x).c_str(), num(y).c_str(), num(bar - 2).c_str(), num(top + plot_h - y).c_str(),
-                  kPalette[k % 10], xml_escape(c.series[k]).c_str(), xml_escape(c.groups[g]).c_str(), label.c_str());
+                  kPalette[k % kColors], xml_escape(c.series[k]).c_str(), xml_escape(c.groups[g]).c_str(), label.c_str());
       s += strfmt("<text transform=\"translate(%s %s) rotate(-90)\" font-size=\"9\" dominant-baseline=\"middle\">%s</text>\n",
                   num(x + (bar - 2) / 2).c_str(), num(y - 3).c_str(), label.c_str());
     }

@@ -37,6 +37,9 @@ CalibrationSet load_calibration(const Tokenizer& tok, const std::string& file, c
   WUSH_CHECK(opt.seqlen > 1, "--seqlen must be at least 2, got %lld", (long long)opt.seqlen);
   std::string text = read_file(file);
   WUSH_CHECK(!strip(text).empty(), "%s: calibration file is empty", file.c_str());
+  const size_t nul = text.find('\0');
+  WUSH_CHECK(nul == std::string::npos, "%s: not a text file (NUL byte at offset %zu); --calib wants a *_calib.txt text",
+             file.c_str(), nul);
   std::vector<int32_t> ids = tokenize_corpus(tok, text);
   int64_t avail = int64_t(ids.size()) / opt.seqlen;
   WUSH_CHECK(avail > 0, "%s: only %zu tokens, fewer than one window of --seqlen %lld", file.c_str(),

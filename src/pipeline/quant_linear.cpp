@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "pipeline/quant_linear_cuda.h"
+#include "latmix/mx_ste.h"
 
 namespace wush {
 
@@ -50,9 +51,15 @@ at::Tensor QuantLinear::transform_acts(const at::Tensor& x) const {
   if (quantize_acts && format != Format::None) {
     QuantOptions o;
     o.tensor_name = name.c_str();
-    // The format library runs on the CPU: a CUDA layer without a real W4A4 path (quant_linear_cuda.h)
-    // simulates there.
-    xt = xt.is_cpu() ? fake_quantize(xt, format, o) : fake_quantize(xt.cpu(), format, o).to(xt.device());
+    // The format codecs run on the CPU (src/formats). On another device, MXFP4/MXINT4 use the ATen
+    // form of the same rules (latmix/mx_ste.h, tested bit-equal to the codecs); the other formats
+    // make a round trip through the CPU.
+    if (xt.device().is_cpu())
+      xt = fake_quantize(xt, format, o);
+    else if (latmix::ste_supports(format))
+      xt = latmix::mx_fake_quant(xt, format, group);
+    else
+      xt = fake_quantize(xt.cpu(), format, o).to(xt.device());
   }
   return xt;
 }

@@ -39,6 +39,34 @@ Transformer QuantizedModel::transformer(at::Device dev, at::ScalarType dtype) co
   return t;
 }
 
+const LayerStats& BlockStats::of(const std::string& linear) const {
+  auto it = alias.find(linear);
+  return stats.at(it == alias.end() ? linear : it->second);
+}
+
+BlockStats collect_block_stats(Transformer& tf, int64_t layer, const std::vector<at::Tensor>& h,
+                               ForwardHooks hk) {
+  BlockStats bs;
+  // Holding the last input alive matters: a freed tensor's address can be reused by the next
+  // input (o_proj's input, then gate/up's), which would then be mistaken for the same activation.
+  at::Tensor last;
+  std::string last_name;
+  hk.on_linear_input = [&](const std::string& name, const at::Tensor& x) {
+    if (last.defined() && x.is_same(last)) {
+      bs.alias[name] = last_name;
+      return;
+    }
+    last = x;
+    last_name = name;
+    bs.stats.add(name, x);
+  };
+  for (const auto& hb : h) {
+    last = at::Tensor();
+    tf.block(layer, hb, &hk);
+  }
+  return bs;
+}
+
 static bool needs_calibration(const Recipe& r) {
   return r.weights == WeightMethod::GPTQ || !(r.transform == "identity" || r.transform == "hadamard" ||
                                              r.transform == "random" || is_latmix(r.transform));
@@ -87,30 +115,8 @@ QuantizedModel quantize_model(const Model& original, const at::Tensor& tokens, c
 
   Progress bar("quantize " + r.to_string(), L, "blocks");
   for (int64_t layer = 0; layer < L; ++layer) {
-    CalibStats stats;
-    std::map<std::string, std::string> alias;  // linear -> the linear whose identical input was recorded
-    if (calib) {
-      // q/k/v and gate/up share an input: accumulate it once and share the statistics.
-      ForwardHooks hk;
-      hk.norm = online.norm;
-      // Holding the last input alive matters: a freed tensor's address can be reused by the next
-      // input, which would then be mistaken for the same activation.
-      at::Tensor last;
-      std::string last_name;
-      hk.on_linear_input = [&](const std::string& name, const at::Tensor& x) {
-        if (last.defined() && x.is_same(last)) {
-          alias[name] = last_name;
-          return;
-        }
-        last = x;
-        last_name = name;
-        stats.add(name, x);
-      };
-      for (auto& hb : h) {
-        last = at::Tensor();
-        tf.block(layer, hb, &hk);
-      }
-    }
+    BlockStats bs;
+    if (calib) bs = collect_block_stats(tf, layer, h, online);
     for (int i = 0; i < 7; ++i) {
       auto ti = std::chrono::steady_clock::now();
       std::string p = linear_prefix(layer, i);
@@ -118,7 +124,7 @@ QuantizedModel quantize_model(const Model& original, const at::Tensor& tokens, c
       in.name = p;
       in.W = m.weight(p + ".weight");
       if (m.has(p + ".bias")) in.bias = m.weight(p + ".bias");
-      in.stats = calib ? &stats.at(alias.count(p) ? alias.at(p) : p) : nullptr;
+      in.stats = calib ? &bs.of(p) : nullptr;
       in.seed = opt.seed * 1000003ull + uint64_t(layer * 7 + i);
       in.transform_damp = opt.transform_damp;
       in.round_bf16 = opt.round_bf16;

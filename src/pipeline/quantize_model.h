@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "model/model.h"
 #include "pipeline/quant_linear.h"
 #include "pipeline/recipe.h"
+#include "quant/calib_stats.h"
 
 namespace wush {
 namespace latmix {
@@ -57,6 +59,18 @@ struct QuantizeReport {
   nlohmann::json layers = nlohmann::json::array();  // {name, loss, seconds}
   double seconds = 0;
 };
+
+// The seven linears' input statistics of block `layer` over the hidden states h (one forward of the
+// unquantized block per batch). q/k/v and gate/up receive the same tensor: it is accumulated once,
+// under the first name, and the others point at it through `alias`. `hk` supplies the other hooks
+// of that forward (LATMiX's online norm); its on_linear_input is replaced.
+struct BlockStats {
+  CalibStats stats;
+  std::map<std::string, std::string> alias;  // linear -> the linear whose identical input was recorded
+  const LayerStats& of(const std::string& linear) const;
+};
+BlockStats collect_block_stats(Transformer& tf, int64_t layer, const std::vector<at::Tensor>& h,
+                               ForwardHooks hk = {});
 
 // tokens: calibration windows int64 [n, L] (undefined for data-free recipes: RTN with identity,
 // hadamard or random).

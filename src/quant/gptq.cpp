@@ -64,6 +64,10 @@ GptqResult gptq(const at::Tensor& W_in, const at::Tensor& H_in, const GroupQuant
   const double* hd = hdiag.data_ptr<double>();
   at::Tensor loss = at::zeros({}, W.options());
   at::Tensor scales, all_scales;
+  // One scratch buffer for the rank-1 and lazy-block products: allocating them afresh (up to
+  // R x C fp64 per block, R x B per column) made page faults dominate at 8B sizes. Same arithmetic.
+  at::Tensor scratch = at::empty({W.size(0) * std::max(B, C - B)}, W.options());
+  auto scratch_as = [&](int64_t rows, int64_t cols) { return scratch.narrow(0, 0, rows * cols).view({rows, cols}); };
   for (int64_t i1 = 0; i1 < C; i1 += B) {
     int64_t i2 = std::min(i1 + B, C), n = i2 - i1;
     at::Tensor W1 = W.slice(1, i1, i2).clone();
@@ -82,10 +86,16 @@ GptqResult gptq(const at::Tensor& W_in, const at::Tensor& H_in, const GroupQuant
       Q.select(1, i1 + i).copy_(qc);
       at::Tensor err = (w - qc) / d;
       loss += (err * err).sum();  // (w - q)^2 / [H^-1]_ii^2, GPTQ's objective
-      W1.slice(1, i).sub_(err.unsqueeze(1) * Hinv1[i].slice(0, i).unsqueeze(0));
+      at::Tensor upd = scratch_as(W1.size(0), n - i);
+      at::mul_out(upd, err.unsqueeze(1), Hinv1[i].slice(0, i).unsqueeze(0));
+      W1.slice(1, i).sub_(upd);
       E1.select(1, i).copy_(err);
     }
-    if (i2 < C) W.slice(1, i2).sub_(E1.matmul(Hinv.slice(0, i1, i2).slice(1, i2)));
+    if (i2 < C) {
+      at::Tensor upd = scratch_as(W.size(0), C - i2);
+      at::mm_out(upd, E1, Hinv.slice(0, i1, i2).slice(1, i2));
+      W.slice(1, i2).sub_(upd);
+    }
   }
   return {Q, all_scales, loss.item<double>()};
 }
@@ -102,6 +112,7 @@ GptqResult gptq_babai(const at::Tensor& W_in, const at::Tensor& H_in, const Grou
   const double* ud = udiag.data_ptr<double>();
   at::Tensor loss = at::zeros({}, W.options());
   at::Tensor all_scales;
+  at::Tensor scratch = at::empty({C * W.size(0)}, W.options());  // see gptq(): no per-column allocations
   for (int64_t j = C / G - 1; j >= 0; --j) {
     int64_t a = j * G, b = a + G;
     // Current error-fed values of the block: solve U_jj x_j = y_j (the later blocks are fixed).
@@ -117,7 +128,11 @@ GptqResult gptq_babai(const at::Tensor& W_in, const at::Tensor& H_in, const Grou
       X[i].copy_(xi);
       at::Tensor r = target - xi;
       loss += (r * r).sum() * (uii * uii);
-      if (i > 0) y.slice(0, 0, i).sub_(U.slice(0, 0, i).select(1, i).unsqueeze(1) * xi.unsqueeze(0));
+      if (i > 0) {
+        at::Tensor upd = scratch.narrow(0, 0, i * y.size(1)).view({i, y.size(1)});
+        at::mul_out(upd, U.slice(0, 0, i).select(1, i).unsqueeze(1), xi.unsqueeze(0));
+        y.slice(0, 0, i).sub_(upd);
+      }
     }
   }
   return {X.t().contiguous(), all_scales, loss.item<double>()};

@@ -28,6 +28,9 @@ GptqWushResult gptq_wush_babai(const at::Tensor& W_in, const at::Tensor& H_in, c
   at::Tensor Xq = at::zeros({C, R}, W.options());
   at::Tensor scales = at::zeros({R, nb}, W.options());
   at::Tensor Ts = at::zeros({nb, G, G}, W.options());
+  // Scratch for the lazy update of the earlier blocks (up to C x R fp64): allocating it per block
+  // made page faults dominate at 8B sizes. Same arithmetic.
+  at::Tensor scratch = at::empty({C * R}, W.options());
   for (int64_t j = nb - 1; j >= 0; --j) {
     const int64_t a = j * G, b = a + G;
     at::Tensor Ujj = U.slice(0, a, b).slice(1, a, b);
@@ -49,7 +52,11 @@ GptqWushResult gptq_wush_babai(const at::Tensor& W_in, const at::Tensor& H_in, c
     }
     Xq.slice(0, a, b).copy_(xt);
     at::Tensor xj = T.t().matmul(xt);  // dequantized block, original coordinates
-    if (opt.error_feedback && a > 0) y.slice(0, 0, a).sub_(U.slice(0, 0, a).slice(1, a, b).matmul(xj));
+    if (opt.error_feedback && a > 0) {
+      at::Tensor upd = scratch.narrow(0, 0, a * R).view({a, R});
+      at::mm_out(upd, U.slice(0, 0, a).slice(1, a, b), xj);
+      y.slice(0, 0, a).sub_(upd);
+    }
   }
   return {Xq.t().contiguous().to(W_in.scalar_type()), scales.to(W_in.scalar_type()), Ts};
 }
@@ -66,6 +73,7 @@ GptqWushResult gptq_wush_local(const at::Tensor& W_in, const at::Tensor& H_in, c
   at::Tensor Wt_all = at::zeros({R, C}, W.options());
   at::Tensor scales = at::zeros({R, nb}, W.options());
   at::Tensor Ts = at::zeros({nb, G, G}, W.options());
+  at::Tensor scratch = at::empty({R * C}, W.options());  // see gptq_wush_babai
   GptqOptions inner;
   inner.damp = 0;  // the block Hessian is already damped
   inner.block = G;
@@ -94,7 +102,9 @@ GptqWushResult gptq_wush_local(const at::Tensor& W_in, const at::Tensor& H_in, c
       at::Tensor E = Qt.matmul(T) - Wj;  // error of the mapped-back block, original coordinates
       // GPTQ's block update: W_later -= (W_j - Q_j) Ui_jj^{-1} Ui_{j,later}
       at::Tensor M = at::linalg_solve_triangular(Uij, Ui.slice(0, a, b).slice(1, b), /*upper=*/true);
-      W.slice(1, b).add_(E.matmul(M));
+      at::Tensor upd = scratch.narrow(0, 0, R * (C - b)).view({R, C - b});
+      at::mm_out(upd, E, M);
+      W.slice(1, b).add_(upd);
     }
   }
   return {Wt_all.to(W_in.scalar_type()), scales.to(W_in.scalar_type()), Ts};
