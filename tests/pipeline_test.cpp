@@ -278,10 +278,10 @@ TEST(Pipeline, CliBadInputsAreOneLineErrors) {
 // names the file and the problem (the CLI test above covers a missing file).
 TEST(Pipeline, WrongCalibrationFilesAreClearErrors) {
   auto tok = wush::load_tokenizer(data_path("models/tok512.bin"));
-  fs::path bad = fs::temp_directory_path() / ("wush_calib_" + std::to_string(getpid()));
-  fs::create_directories(bad);
-  wush::write_file_atomic((bad / "empty.txt").string(), " \n");
-  wush::write_file_atomic((bad / "short.txt").string(), "Once upon a time there was a cat.");
+  const std::string bad = wush::path_join(wush::temp_dir(), "wush_calib_" + std::to_string(getpid()));
+  ASSERT_TRUE(wush::make_dirs(bad));
+  wush::write_file_atomic(wush::path_join(bad, "empty.txt"), " \n");
+  wush::write_file_atomic(wush::path_join(bad, "short.txt"), "Once upon a time there was a cat.");
   auto expect_err = [&](const std::string& file, const std::string& needle) {
     try {
       wush::load_calibration(*tok, file, wush::CalibrationOptions{});
@@ -292,10 +292,10 @@ TEST(Pipeline, WrongCalibrationFilesAreClearErrors) {
       EXPECT_NE(msg.find(needle), std::string::npos) << msg;
     }
   };
-  expect_err((bad / "empty.txt").string(), "calibration file is empty");
-  expect_err((bad / "short.txt").string(), "fewer than one window of --seqlen 512");
+  expect_err(wush::path_join(bad, "empty.txt"), "calibration file is empty");
+  expect_err(wush::path_join(bad, "short.txt"), "fewer than one window of --seqlen 512");
   expect_err(data_path("models/stories260K.bin"), "not a text file");
-  fs::remove_all(bad);
+  wush::remove_tree(bad);
 }
 
 TEST(Pipeline, WushRefusesLayersWithFewerRowsThanTheGroup) {
