@@ -41,12 +41,14 @@ int count_tmp(const std::string& base) {
   return n;
 }
 
-// Starts `wush --quiet quantize ... --out out --force` (stdout/stderr to /dev/null); returns its pid.
-pid_t start_quantize(const std::string& recipe, const std::string& out) {
+// Starts `wush --quiet quantize ... --out out --force` (stdout/stderr to /dev/null) on nsamples
+// calibration windows of seqlen tokens; returns its pid.
+pid_t start_quantize(const std::string& recipe, const std::string& out, const std::string& nsamples = "8",
+                     const std::string& seqlen = "128") {
   std::vector<std::string> args = {WUSH_CLI_PATH, "--quiet", "--threads", "1", "quantize",
                                    "--model", data_path("models/stories260K.bin"),
                                    "--calib", data_path("text/tinystories_calib.txt"),
-                                   "--nsamples", "8", "--seqlen", "128", "--recipe", recipe, "--out", out, "--force"};
+                                   "--nsamples", nsamples, "--seqlen", seqlen, "--recipe", recipe, "--out", out, "--force"};
   pid_t pid = fork();
   if (pid == 0) {
     freopen("/dev/null", "w", stdout);
@@ -89,8 +91,10 @@ TEST(CrashSafety, SigkillLeavesNoPartialOutputAndKeepsTheEarlierOne) {
   const auto before = snapshot(out);
   ASSERT_TRUE(before.count("config.json") && before.count("model.safetensors"));
 
-  // 1. Killed while computing (GPTQ-WUSH takes seconds here): the earlier output is untouched.
-  pid_t pid = start_quantize("wush:mxfp4:gptq", out);
+  // 1. Killed while computing (GPTQ-WUSH on 128 x 512 calibration tokens takes several seconds even
+  //    on a fast idle machine; 8 x 128 finished within the 0.8 s on one): the earlier output is
+  //    untouched.
+  pid_t pid = start_quantize("wush:mxfp4:gptq", out, "128", "512");
   EXPECT_TRUE(kill_when(pid, [] { return false; }, 0.8)) << "the run ended before it could be killed";
   EXPECT_EQ(snapshot(out), before);
 
