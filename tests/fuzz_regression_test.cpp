@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "model/config.h"
 #include "pipeline/checkpoint.h"
+#include "runtime_test_util.h"
 
 
 namespace {
@@ -20,15 +21,6 @@ nlohmann::json llama_config() {
     "rope_theta": 10000.0, "tie_word_embeddings": true})");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const wush::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 // fuzz_config: "num_hidden_layers": 5e30 reached nlohmann's float -> int64 cast (UBSan:
@@ -38,7 +30,7 @@ TEST(FuzzRegression, ConfigIntegerFieldsRefuseFloatsAndOutOfRange) {
   for (const char* bad : {"5e30", "8.0", "-1e300", "18446744073709551615"}) {
     nlohmann::json j = llama_config();
     j["num_hidden_layers"] = nlohmann::json::parse(bad);
-    std::string e = error_of([&] { wush::parse_config(j, "config.json"); });
+    std::string e = wush::testing::error_message([&] { wush::parse_config(j, "config.json"); });
     EXPECT_NE(e.find("config.json: \"num_hidden_layers\" must be an integer in range"), std::string::npos)
         << bad << ": " << e;
   }
@@ -60,7 +52,7 @@ TEST(FuzzRegression, CheckpointQuantizationConfigIsValidated) {
     nlohmann::json j = llama_config();
     j["quantization_config"] = nlohmann::json::parse(qc);
     wush::write_file_atomic(wush::path_join(dir, "config.json"), j.dump());
-    std::string e = error_of([&] { wush::load_quantized(dir); });
+    std::string e = wush::testing::error_message([&] { wush::load_quantized(dir); });
     EXPECT_NE(e.find(want), std::string::npos) << qc << ": " << e;
     EXPECT_NE(e.find("config.json"), std::string::npos) << e;
     EXPECT_NO_THROW(wush::is_quantized_checkpoint(dir));

@@ -50,15 +50,6 @@ double rel_output_error(const wush::QuantLinear& q, const at::Tensor& W, const a
                    at::linear(X.to(at::kDouble), W.to(at::kDouble)).pow(2).mean().item<double>());
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const wush::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 // N = 8 tokens for C = 64 channels: H has rank 8. Every transform and weight method must still give
@@ -89,7 +80,7 @@ TEST(NumericsEdge, RankOneAndZeroCalibration) {
         SCOPED_TRACE(recipe + (X.abs().max().item<float>() == 0 ? " (zero X)" : " (1 token)"));
         wush::QuantLinear q;
         // All-zero calibration data has no direction to fit: a clear error is as good as a result.
-        std::string err = message_of([&] { q = quantize(W, X, recipe); });
+        std::string err = wush::testing::error_message([&] { q = quantize(W, X, recipe); });
         if (err != "(no error)") {
           EXPECT_NE(err.find("down_proj"), std::string::npos) << err;
           continue;
@@ -122,7 +113,7 @@ TEST(NumericsEdge, ZeroChannelsAndZeroGroups) {
     for (const char* w : kWeights) {
       const std::string recipe = std::string(t) + ":mxfp4:" + w;
       wush::QuantLinear q;
-      std::string err = message_of([&] { q = quantize(W, X, recipe); });
+      std::string err = wush::testing::error_message([&] { q = quantize(W, X, recipe); });
       if (err != "(no error)") {
         ++errors;
         std::printf("zero activation block, %s: %s\n", recipe.c_str(), err.c_str());
@@ -189,12 +180,12 @@ TEST(NumericsEdge, NonFiniteInputsNameTheTensor) {
     for (const char* t : kTransforms)
       for (const char* w : kWeights) {
         const std::string recipe = std::string(t) + ":mxfp4:" + w;
-        std::string err = message_of([&] { quantize(W, randn({128, 64}, 13), recipe); });
+        std::string err = wush::testing::error_message([&] { quantize(W, randn({128, 64}, 13), recipe); });
         EXPECT_NE(err.find("model.layers.0.mlp.down_proj"), std::string::npos) << recipe << ": " << err;
         EXPECT_NE(err.find("[7, 33]"), std::string::npos) << recipe << ": " << err;
       }
     X[100][2] = bad;
-    std::string err = message_of([&] { stats_of(X); });
+    std::string err = wush::testing::error_message([&] { stats_of(X); });
     EXPECT_NE(err.find("down_proj"), std::string::npos) << err;
     EXPECT_NE(err.find("NaN or Inf"), std::string::npos) << err;
   }

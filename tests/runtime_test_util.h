@@ -9,13 +9,25 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/runtime.h"
 #include "model/model.h"
 
 namespace wush::testing {
+
+// The message of the wush::Error that f throws, or "(no error)".
+inline std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const wush::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 inline std::string data_path(const std::string& rel) {
   std::string d = default_data_dir();
