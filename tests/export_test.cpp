@@ -163,6 +163,9 @@ template <class T> const T* gguf_data(const Gguf& g, const std::string& n) {
 }  // namespace
 
 TEST(Export, GgufRoundTripsEveryWeight) {
+  // The GPU machine carries ../shared/data without this model (docs/results/gpu.md).
+  if (!wush::path_exists(wush::testing::data_path("models/gutenberg-llama-16M/config.json")))
+    GTEST_SKIP() << "no models/gutenberg-llama-16M";
   wush::test::TempDir d("gguf");
   wush::QuantizedModel qm = checkpoint("models/gutenberg-llama-16M", "identity:mxfp4-ocp:rtn", d);
   auto notes = wush::export_gguf(qm, d / "m.gguf");

@@ -52,6 +52,19 @@ wush::QuantLinear make_layer(wush::Format f, int tr, int64_t R, int64_t C, uint6
   return l;
 }
 
+// CPU, runs in CI: WUSH_W4A4=sim-bf16 is the simulation of a bf16-rounded input, nothing else.
+TEST(QuantLinearSim, SimBf16RoundsTheInputOnly) {
+  wush::QuantLinear l = make_layer(wush::Format::MXFP4, 2, 32, 96, 11);
+  at::Generator g = at::detail::createCPUGenerator(5);
+  at::Tensor x = at::randn({4, 96}, g);
+  at::Tensor plain = l.forward(x), rounded = l.forward(bf16_values(x));
+  ::setenv("WUSH_W4A4", "sim-bf16", 1);
+  at::Tensor got = l.forward(x);
+  ::unsetenv("WUSH_W4A4");
+  EXPECT_TRUE(at::equal(got, rounded));
+  EXPECT_FALSE(at::equal(got, plain));  // randn values are not bf16: some codes move
+}
+
 TEST(QuantLinearCuda, LayerMatchesSimulationOnBf16Inputs) {
   WUSH_REQUIRE_CUDA_W4A4();
   for (wush::Format f : {wush::Format::MXFP4, wush::Format::MXFP4_OCP, wush::Format::MXINT4, wush::Format::NVFP4})
@@ -74,6 +87,12 @@ TEST(QuantLinearCuda, LayerMatchesSimulationOnBf16Inputs) {
       }
 }
 
+// The real kernels take bf16 activations: one bf16 rounding before a 4-bit grid decision moves a
+// few percent of the codes by one grid step, and through the model those flips are as large as the
+// quantization noise itself (measured on the H100: |real - sim| / |sim| 0.09-0.14 against
+// |sim - fp32| / |fp32| 0.10-0.17). So the model-level reference is the simulation with bf16-rounded
+// inputs (WUSH_W4A4=sim-bf16), which the real path must follow to well within the noise; the plain
+// simulation stays the accuracy reference of every table.
 TEST(QuantLinearCuda, QuantizedModelLogitsNearTheSimulation) {
   WUSH_REQUIRE_CUDA_W4A4();
   wush::Model m = wush::load_model(data_path("models/stories260K.bin"));
@@ -85,12 +104,17 @@ TEST(QuantLinearCuda, QuantizedModelLogitsNearTheSimulation) {
     o.recipe = wush::parse_recipe(r);
     wush::QuantizedModel qm = wush::quantize_model(m, at::Tensor(), o);
     at::Tensor sim = qm.transformer().forward(ids);
+    ::setenv("WUSH_W4A4", "sim-bf16", 1);
+    at::Tensor sim_bf16 = qm.transformer().forward(ids);
+    ::unsetenv("WUSH_W4A4");
     const int64_t calls = wush::cuda_w4a4_stats().calls;
     at::Tensor real = qm.transformer(at::Device(at::kCUDA)).forward(ids).cpu();
     EXPECT_GT(wush::cuda_w4a4_stats().calls, calls) << r;
-    const double d_real = rel_l2(real, sim), d_quant = rel_l2(sim, full);
-    std::printf("%s: |real - sim| / |sim| = %.3g, |sim - fp32| / |fp32| = %.3g\n", r, d_real, d_quant);
+    const double d_real = rel_l2(real, sim_bf16), d_quant = rel_l2(sim, full), d_bf16 = rel_l2(sim_bf16, sim);
+    std::printf("%s: |real - sim_bf16| / |sim_bf16| = %.3g, |sim_bf16 - sim| / |sim| = %.3g, |sim - fp32| / |fp32| = %.3g\n",
+                r, d_real, d_bf16, d_quant);
     EXPECT_LT(d_real, 0.2 * d_quant) << r;
+    EXPECT_GT(d_bf16, 0.0) << r << ": sim-bf16 must round the inputs";
   }
 }
 

@@ -1,5 +1,8 @@
 #include "pipeline/quant_linear.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "core/error.h"
 #include "pipeline/quant_linear_cuda.h"
 #include "latmix/mx_ste.h"
@@ -67,7 +70,10 @@ at::Tensor QuantLinear::transform_acts(const at::Tensor& x) const {
 at::Tensor QuantLinear::forward(const at::Tensor& x) const {
   if (x.is_cuda() && cuda_w4a4_supported(*this)) return cuda_w4a4_forward(*this, cuda_state, x);
   WUSH_CHECK(dense.defined(), "%s: quantized layer has no weights (call refresh_dense)", name.c_str());
-  at::Tensor xt = transform_acts(x);
+  // WUSH_W4A4=sim-bf16: simulate exactly what the real kernels compute, whose input is bf16.
+  const char* mode = std::getenv("WUSH_W4A4");
+  const bool bf16_in = mode && std::strcmp(mode, "sim-bf16") == 0 && format != Format::None && quantize_acts;
+  at::Tensor xt = transform_acts(bf16_in ? x.to(at::kBFloat16) : x);
   at::Tensor w = dense;
   if (drop_pad && padded_in() != in_features) {
     xt = xt.narrow(-1, 0, in_features);

@@ -86,7 +86,9 @@ struct CudaW4A4State {
 
 bool cuda_w4a4_supported(const QuantLinear& l) {
   const char* env = std::getenv("WUSH_W4A4");
-  if (env && std::string(env) == "sim") return false;  // force the simulation (comparisons)
+  // sim: force the simulation (comparisons); sim-bf16: the same with bf16-rounded inputs, what the
+  // real kernels compute (QuantLinear::forward)
+  if (env && (std::string(env) == "sim" || std::string(env) == "sim-bf16")) return false;
   cuda::QFormat f;
   if (!to_cuda_format(l.format, &f) || !l.quantize_acts || l.drop_pad || !l.weight.codes.defined()) return false;
   if (l.group != cuda::group_size(f) || l.weight.shape.size() != 2) return false;
