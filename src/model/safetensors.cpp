@@ -140,6 +140,60 @@ static SafeTensorInfo parse_entry(const std::string& file, const std::string& na
   return info;
 }
 
+SafeHeader parse_safetensors_header(const uint8_t* base, uint64_t size, const std::string& what) {
+  const char* f = what.c_str();
+  WUSH_CHECK(size >= 8, "%s: truncated: %llu bytes, fewer than the 8-byte header length", f, (unsigned long long)size);
+  uint64_t n = 0;
+  std::memcpy(&n, base, 8);
+  WUSH_CHECK(n <= size - 8, "%s: header length %llu exceeds the file (%llu bytes after the length)", f,
+             (unsigned long long)n, (unsigned long long)(size - 8));
+  WUSH_CHECK(n <= kMaxHeaderBytes, "%s: header length %llu exceeds the %llu-byte limit", f, (unsigned long long)n,
+             (unsigned long long)kMaxHeaderBytes);
+  nlohmann::json h;
+  try {
+    h = nlohmann::json::parse(base + 8, base + 8 + n);
+  } catch (const nlohmann::json::exception& ex) {
+    WUSH_FAIL("%s: header is not valid JSON (%s)", f, ex.what());
+  }
+  WUSH_CHECK(h.is_object(), "%s: header is not a JSON object", f);
+  SafeHeader r;
+  r.data_begin = 8 + n;
+  const uint64_t data_size = size - 8 - n;
+
+  for (const auto& [name, e] : h.items()) {
+    if (name == "__metadata__") {
+      WUSH_CHECK(e.is_object(), "%s: __metadata__ is not an object of strings", f);
+      for (const auto& [k, v] : e.items()) {
+        WUSH_CHECK(v.is_string(), "%s: __metadata__ entry '%s' is not a string", f, k.c_str());
+        r.metadata[k] = v.get<std::string>();
+      }
+      continue;
+    }
+    r.infos[name] = parse_entry(what, name, e, data_size);
+  }
+
+  // The tensors must tile the data area: sorted by begin, each starts where the previous ends.
+  std::vector<const std::pair<const std::string, SafeTensorInfo>*> order;
+  for (const auto& kv : r.infos) order.push_back(&kv);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) {
+    return a->second.begin != b->second.begin ? a->second.begin < b->second.begin : a->second.end < b->second.end;
+  });
+  uint64_t covered = 0;
+  const std::string* prev = nullptr;
+  for (auto* kv : order) {
+    const SafeTensorInfo& t = kv->second;
+    WUSH_CHECK(t.begin >= covered, "%s: tensors '%s' and '%s' overlap (bytes [%llu, %llu) of the data area)", f,
+               prev->c_str(), kv->first.c_str(), (unsigned long long)t.begin, (unsigned long long)covered);
+    WUSH_CHECK(t.begin == covered, "%s: bytes [%llu, %llu) of the data area belong to no tensor", f,
+               (unsigned long long)covered, (unsigned long long)t.begin);
+    covered = t.end;
+    prev = &kv->first;
+  }
+  WUSH_CHECK(covered == data_size, "%s: bytes [%llu, %llu) of the data area belong to no tensor", f,
+             (unsigned long long)covered, (unsigned long long)data_size);
+  return r;
+}
+
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(std::make_shared<Mapping>()) {
   const char* f = path.c_str();
   WUSH_CHECK(path_exists(path), "%s: no such safetensors file", f);
@@ -163,54 +217,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), map_(st
   WUSH_CHECK(map_->addr != MAP_FAILED, "%s: mmap failed (%s)", f, std::strerror(e));
   map_->size = size;
   const uint8_t* base = static_cast<const uint8_t*>(map_->addr);
-
-  uint64_t n = 0;
-  std::memcpy(&n, base, 8);
-  WUSH_CHECK(n <= size - 8, "%s: header length %llu exceeds the file (%llu bytes after the length)", f,
-             (unsigned long long)n, (unsigned long long)(size - 8));
-  WUSH_CHECK(n <= kMaxHeaderBytes, "%s: header length %llu exceeds the %llu-byte limit", f, (unsigned long long)n,
-             (unsigned long long)kMaxHeaderBytes);
-  nlohmann::json h;
-  try {
-    h = nlohmann::json::parse(base + 8, base + 8 + n);
-  } catch (const nlohmann::json::exception& ex) {
-    WUSH_FAIL("%s: header is not valid JSON (%s)", f, ex.what());
-  }
-  WUSH_CHECK(h.is_object(), "%s: header is not a JSON object", f);
-  data_ = base + 8 + n;
-  const uint64_t data_size = size - 8 - n;
-
-  for (const auto& [name, e] : h.items()) {
-    if (name == "__metadata__") {
-      WUSH_CHECK(e.is_object(), "%s: __metadata__ is not an object of strings", f);
-      for (const auto& [k, v] : e.items()) {
-        WUSH_CHECK(v.is_string(), "%s: __metadata__ entry '%s' is not a string", f, k.c_str());
-        metadata_[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    infos_[name] = parse_entry(path, name, e, data_size);
-  }
-
-  // The tensors must tile the data area: sorted by begin, each starts where the previous ends.
-  std::vector<const std::pair<const std::string, SafeTensorInfo>*> order;
-  for (const auto& kv : infos_) order.push_back(&kv);
-  std::sort(order.begin(), order.end(), [](auto* a, auto* b) {
-    return a->second.begin != b->second.begin ? a->second.begin < b->second.begin : a->second.end < b->second.end;
-  });
-  uint64_t covered = 0;
-  const std::string* prev = nullptr;
-  for (auto* kv : order) {
-    const SafeTensorInfo& t = kv->second;
-    WUSH_CHECK(t.begin >= covered, "%s: tensors '%s' and '%s' overlap (bytes [%llu, %llu) of the data area)", f,
-               prev->c_str(), kv->first.c_str(), (unsigned long long)t.begin, (unsigned long long)covered);
-    WUSH_CHECK(t.begin == covered, "%s: bytes [%llu, %llu) of the data area belong to no tensor", f,
-               (unsigned long long)covered, (unsigned long long)t.begin);
-    covered = t.end;
-    prev = &kv->first;
-  }
-  WUSH_CHECK(covered == data_size, "%s: bytes [%llu, %llu) of the data area belong to no tensor", f,
-             (unsigned long long)covered, (unsigned long long)data_size);
+  SafeHeader h = parse_safetensors_header(base, size, path);
+  metadata_ = std::move(h.metadata);
+  infos_ = std::move(h.infos);
+  data_ = base + h.data_begin;
 }
 
 SafeTensor SafetensorsFile::get(const std::string& name) const {

@@ -50,6 +50,17 @@ struct SafeTensorInfo {
   uint64_t begin = 0, end = 0;
 };
 
+// The header of safetensors bytes, validated as a file is on open (every entry; the tensors tile
+// the data area exactly). `what` names the source in errors. infos are relative to the data area,
+// which starts at byte data_begin. Used by SafetensorsFile and by in-memory containers
+// (quant/tensor_file.h).
+struct SafeHeader {
+  std::map<std::string, std::string> metadata;
+  std::map<std::string, SafeTensorInfo> infos;
+  uint64_t data_begin = 0;
+};
+SafeHeader parse_safetensors_header(const uint8_t* bytes, uint64_t size, const std::string& what);
+
 // One memory-mapped .safetensors file, validated on open. Every error is one line naming the file.
 class SafetensorsFile {
  public:
