@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 
+#include "bench_main.h"
 #include "core/runtime.h"
 #include "formats/format.h"
 #include "formats/synthetic.h"
@@ -76,8 +77,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* th = std::getenv("WUSH_THREADS");
-  wush::init_threads(th ? std::atoi(th) : 0);
+  wush::bench::init_bench_threads(0);
   benchmark::RegisterBenchmark("BM_Clone", BM_Clone)->Unit(benchmark::kMillisecond)->UseRealTime();
   for (const wush::FormatTraits& t : wush::all_formats()) {
     const std::string n = t.name;

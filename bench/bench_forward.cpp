@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 
+#include "bench_main.h"
 #include "core/runtime.h"
 #include "model/forward.h"
 #include "model/llama2c.h"
@@ -72,10 +73,6 @@ BENCHMARK(BM_Decode)->Unit(benchmark::kMillisecond)->UseRealTime();
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* t = std::getenv("WUSH_BENCH_THREADS");
-  wush::init_threads(t ? std::atoi(t) : 1);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
+  wush::bench::init_bench_threads(1);
+  return wush::bench::run_benchmarks(argc, argv);
 }

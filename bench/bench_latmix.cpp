@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <benchmark/benchmark.h>
 
+#include "bench_main.h"
 #include "core/runtime.h"
 #include "latmix/fold.h"
 #include "latmix/init.h"
@@ -69,8 +70,6 @@ BENCHMARK(BM_StudentForward)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TrainStep)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
-  init_threads(1);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
+  wush::bench::init_bench_threads(1);
+  return wush::bench::run_benchmarks(argc, argv);
 }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "bench_main.h"
 #include "core/runtime.h"
 #include "eval/zeroshot.h"
 #include "model/llama2c.h"
@@ -50,10 +51,6 @@ BENCHMARK(BM_TaskScoring)
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* t = std::getenv("WUSH_BENCH_THREADS");
-  wush::init_threads(t ? std::atoi(t) : 1);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
+  wush::bench::init_bench_threads(1);
+  return wush::bench::run_benchmarks(argc, argv);
 }
