@@ -20,9 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "cuda/bench_fill.cuh"
 #include "cuda/wush_cuda.h"
 
 using namespace wush::cuda;
+using namespace wush::cuda::bench_fill;
 
 #define CK(call)                                                                                   \
   do {                                                                                             \
@@ -36,24 +38,6 @@ using namespace wush::cuda;
 
 namespace {
 
-__device__ float hash_gauss(uint64_t i, uint32_t seed) {
-  auto h = [](uint64_t x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
-    return x;
-  };
-  const uint64_t a = h(i * 2 + (uint64_t(seed) << 40)), b = h(i * 2 + 1 + (uint64_t(seed) << 40));
-  const float u1 = (float(a >> 40) + 1.0f) / 16777217.0f, u2 = float(b >> 40) / 16777216.0f;
-  return sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
-}
-
-__global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed, float scale) {
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = __float2bfloat16_rn(hash_gauss(i, seed) * scale);
-}
-__global__ void fill_T(float* p, size_t n, uint32_t seed, float scale) {
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = __bfloat162float(__float2bfloat16_rn(hash_gauss(i, seed) * scale));  // T_j in bf16 (§2)
-}
 
 template <class T>
 T* dalloc(size_t n) {

@@ -9,12 +9,14 @@
 #include <map>
 #include <memory>
 
+#include "cuda/bench_fill.cuh"
 #include "cuda/internal.h"
 #include "cuda/kernel_bench.h"
 
 namespace wush {
 namespace cuda {
 namespace {
+using namespace bench_fill;
 
 #define WUSH_BK(call)                                         \
   do {                                                        \
@@ -28,25 +30,6 @@ namespace {
     if (e_ != cudaSuccess) return e_;     \
   } while (0)
 
-__device__ float hash_gauss(uint64_t i, uint32_t seed) {
-  auto h = [](uint64_t x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
-    return x;
-  };
-  const uint64_t a = h(i * 2 + (uint64_t(seed) << 40)), b = h(i * 2 + 1 + (uint64_t(seed) << 40));
-  const float u1 = (float(a >> 40) + 1.0f) / 16777217.0f, u2 = float(b >> 40) / 16777216.0f;
-  return sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
-}
-
-__global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed, float scale) {
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = __float2bfloat16_rn(hash_gauss(i, seed) * scale);
-}
-// Transform matrices hold bf16 values (REFERENCE §2).
-__global__ void fill_T(float* p, size_t n, uint32_t seed, float scale) {
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = __bfloat162float(__float2bfloat16_rn(hash_gauss(i, seed) * scale));
-}
 
 // A device allocation freed on scope exit.
 struct Buf {
