@@ -64,6 +64,30 @@ TEST(Perplexity, WindowSequencesDropTheRemainder) {
     EXPECT_EQ(w[i], TokenSeq(all.begin() + int64_t(i * 100), all.begin() + int64_t(i * 100 + 100)));
 }
 
+// --max-sequences N (scripts/accuracy's CPU setting): exactly the first N windows / stories of the
+// full cut, and all of them when N exceeds the count.
+TEST(Perplexity, MaxSequencesKeepsTheFirstN) {
+  auto tok = load_tokenizer(data_path("models/tok512.bin"));
+  const std::string text = read_file(data_path("text/ptb_test.txt")).substr(0, 5000);
+  PplOptions opt;
+  opt.mode = "windows";
+  opt.seqlen = 100;
+  std::string mode;
+  const auto all = ppl_sequences(*tok, text, opt, 512, "ptb", &mode);
+  ASSERT_GT(all.size(), 5u);
+  opt.max_sequences = 3;
+  const auto first = ppl_sequences(*tok, text, opt, 512, "ptb", &mode);
+  ASSERT_EQ(first.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(first[i], all[i]);
+  opt.max_sequences = int64_t(all.size()) + 10;
+  EXPECT_EQ(ppl_sequences(*tok, text, opt, 512, "ptb", &mode).size(), all.size());
+  opt.mode = "stories";
+  opt.max_sequences = 2;
+  EXPECT_EQ(ppl_sequences(*tok, first_stories(5), opt, 512, "val", &mode).size(), 2u);
+  opt.max_sequences = -1;
+  EXPECT_THROW(ppl_sequences(*tok, text, opt, 512, "ptb", &mode), Error);
+}
+
 // Token counts of the README's reference facts (tokenization only: fast).
 TEST(Perplexity, ReferenceTokenCounts) {
   auto tok = load_tokenizer(data_path("models/tok512.bin"));

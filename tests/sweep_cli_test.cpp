@@ -70,6 +70,22 @@ TEST(SweepCli, KlRowsMatchTheLibrary) {
   }
 }
 
+// LATMiX rows take one trained directory each (sweep does not train): a count that does not match
+// the latmix recipes is refused before anything is loaded.
+TEST(SweepCli, LatmixDirectoriesMatchTheLatmixRecipes) {
+  const std::string base = "-q sweep --model " + data_path("models/stories260K.bin") + " --calib " +
+                           data_path("text/tinystories_calib.txt") + " --ppl " +
+                           data_path("text/tinystories_val_1000.txt") + " --recipes ";
+  std::string out, err;
+  EXPECT_NE(run_cli(base + "identity:mxfp4:rtn,latmix-lu:mxfp4:gptq,latmix-qr:mxfp4:gptq --latmix /nonexistent-a",
+                    &out, &err), 0);
+  EXPECT_NE(err.find("--latmix: 1 directories for 2 latmix-lu/-qr recipes"), std::string::npos) << err;
+  EXPECT_NE(run_cli(base + "identity:mxfp4:rtn --latmix /nonexistent-a", &out, &err), 0);
+  EXPECT_NE(err.find("1 directories for 0 latmix"), std::string::npos) << err;
+  EXPECT_NE(run_cli(base + "latmix-lu:mxfp4:gptq --latmix /nonexistent-a", &out, &err), 0);
+  EXPECT_NE(err.find("--latmix /nonexistent-a: no transforms.safetensors"), std::string::npos) << err;
+}
+
 // The defaults of `wush quantize` (docs/ACCURACY.md, "Defaults"): no recipe flags = GPTQ with the
 // wush-local transform in MXFP4, W4A4; without --calib that needs calibration and says so.
 TEST(QuantizeCli, DefaultRecipeIsGptqWushLocalMxfp4) {

@@ -51,6 +51,8 @@ wush::cli::Register reg("eval", "perplexity, zero-shot tasks and KL divergence o
   app.add_option("--seqlen", a->opt.seqlen, "window length / story cut (0 = the model's context)")
       ->capture_default_str();
   app.add_option("--batch-size", a->opt.batch_size, "sequences per forward pass")->capture_default_str();
+  app.add_option("--max-sequences", a->opt.max_sequences, "score only the first N windows / stories (0 = all)")
+      ->capture_default_str();
   app.add_option("--tasks", a->tasks, "zero-shot tasks: 'all' or a comma-separated list of " +
                                           [] {
                                             std::string s;

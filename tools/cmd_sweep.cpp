@@ -11,6 +11,7 @@
 #include "core/paths.h"
 #include "eval/kl_divergence.h"
 #include "eval/perplexity.h"
+#include "latmix_args.h"
 #include "peak_memory.h"
 #include "pipeline/quantize_model.h"
 #include "quant_args.h"
@@ -21,7 +22,7 @@ namespace {
 struct SweepArgs {
   wush::cli::RuntimeArgs rt;
   wush::cli::CalibArgs calib;
-  std::vector<std::string> recipes, ppl;
+  std::vector<std::string> recipes, ppl, latmix;
   wush::PplOptions popt;
   std::string json;
   int64_t batch = 8;
@@ -50,14 +51,27 @@ wush::cli::Register reg(
       app.add_option("--ppl-mode", a->popt.mode, "stories or windows (default: by file content)");
       app.add_option("--eval-seqlen", a->popt.seqlen, "evaluation window / story cut (0 = the model's context)")
           ->capture_default_str();
+      app.add_option("--max-sequences", a->popt.max_sequences,
+                     "score only the first N windows / stories of each text (0 = all)")->capture_default_str();
       app.add_option("--batch-size", a->batch, "sequences per forward pass")->capture_default_str();
       app.add_option("--json", a->json, "write every row ('-' = stdout)");
       app.add_flag("--kl", a->kl, "also KL(p_fp || p_method) and top-1 agreement with the full-precision model");
       app.add_flag("--no-transform-damping", a->no_damp, "fit WUSH transforms without their 1% damping (REFERENCE §2)");
+      app.add_option("--latmix", a->latmix, "trained `wush latmix --out` directories, one per latmix-lu/-qr "
+                                            "recipe in --recipes order (comma-separated)");
       app.add_flag("--no-bf16-transform", a->no_bf16, "keep T_j in full precision (no bf16 rounding, REFERENCE §2)");
       return [a] {
         std::vector<wush::Recipe> recipes;
         for (const auto& s : split_list(a->recipes)) recipes.push_back(wush::parse_recipe(s));
+        // The i-th LATMiX recipe uses the i-th --latmix directory (REFERENCE §5; sweep does not train).
+        const std::vector<std::string> latmix_dirs = split_list(a->latmix);
+        size_t n_latmix = 0;
+        for (const auto& r : recipes) n_latmix += wush::is_latmix(r.transform);
+        WUSH_CHECK(latmix_dirs.size() == n_latmix,
+                   "--latmix: %zu directories for %zu latmix-lu/-qr recipes in --recipes (one each, in order; "
+                   "train them with `wush latmix --out DIR`)", latmix_dirs.size(), n_latmix);
+        std::vector<std::shared_ptr<const wush::latmix::LatmixTransforms>> latmix_tf;
+        for (const auto& d : latmix_dirs) latmix_tf.push_back(wush::cli::load_latmix_dir(d));
         std::vector<std::pair<std::string, std::string>> texts;
         for (const auto& f : split_list(a->ppl)) {
           std::string p = wush::resolve_data_path(f);
@@ -102,8 +116,10 @@ wush::cli::Register reg(
         for (const auto& [stem, text] : texts) std::printf(" %12s", stem.substr(0, 12).c_str());
         std::printf("\n");
         eval(fp, "FP32", nullptr, 0, -1);
+        size_t next_latmix = 0;
         for (const auto& r : recipes) {
           wush::QuantizeOptions o;
+          if (wush::is_latmix(r.transform)) o.latmix = latmix_tf[next_latmix++];
           o.recipe = r;
           o.batch = a->batch;
           o.device = a->rt.torch_device();
@@ -122,6 +138,8 @@ wush::cli::Register reg(
                                           {"device", a->rt.device},
                                           {"transform_damping", !a->no_damp},
                                           {"bf16_transform", !a->no_bf16},
+                                          {"max_sequences", a->popt.max_sequences},
+                                          {"latmix", latmix_dirs},
                                           {"rows", rows}});
         return 0;
       };

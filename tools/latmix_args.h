@@ -16,6 +16,16 @@
 
 namespace wush::cli {
 
+// A trained `wush latmix --out DIR` result (the directory or its transforms.safetensors), as given
+// to --latmix.
+inline std::shared_ptr<const latmix::LatmixTransforms> load_latmix_dir(const std::string& dir) {
+  std::string path = resolve_data_path(dir);
+  if (is_directory(path)) path += "/transforms.safetensors";
+  WUSH_CHECK(path_exists(path), "--latmix %s: no transforms.safetensors there (a `wush latmix --out` directory)",
+             dir.c_str());
+  return std::make_shared<latmix::LatmixTransforms>(latmix::load_latmix(path));
+}
+
 struct LatmixQuantArgs {
   std::string dir, init;
   latmix::TrainOptions train;
@@ -53,11 +63,7 @@ struct LatmixQuantArgs {
     if (!dir.empty()) {
       WUSH_CHECK(!trained_here, "--latmix %s: already trained; drop the training options (--steps, --lr, ...)",
                  dir.c_str());
-      std::string path = resolve_data_path(dir);
-      if (is_directory(path)) path += "/transforms.safetensors";
-      WUSH_CHECK(path_exists(path), "--latmix %s: no transforms.safetensors there (a `wush latmix --out` directory)",
-                 dir.c_str());
-      return std::make_shared<latmix::LatmixTransforms>(latmix::load_latmix(path));
+      return load_latmix_dir(dir);
     }
     WUSH_CHECK(tokens.defined(), "recipe %s trains LATMiX transforms: give --calib FILE (or --latmix DIR)",
                r.to_string().c_str());

@@ -115,6 +115,9 @@ std::vector<TokenSeq> ppl_sequences(const Tokenizer& tok, const std::string& tex
     seqs = window_sequences(text, tok, len);
   else
     WUSH_FAIL("--ppl-mode '%s' is not a mode (valid: stories, windows)", mode->c_str());
+  WUSH_CHECK(opt.max_sequences >= 0, "%s: --max-sequences %lld is negative (0 = all)", label.c_str(),
+             (long long)opt.max_sequences);
+  if (opt.max_sequences > 0 && int64_t(seqs.size()) > opt.max_sequences) seqs.resize(opt.max_sequences);
   int64_t total = 0;
   for (const TokenSeq& s : seqs) total += std::max<int64_t>(0, int64_t(s.size()) - 1);
   WUSH_CHECK(total > 0, "%s: nothing to score in %s mode (%zu sequences of length %lld)", label.c_str(),

@@ -37,6 +37,7 @@ struct PplOptions {
   std::string mode;        // "stories", "windows" or "" (default_ppl_mode)
   int64_t seqlen = 0;      // window length / story cut; 0: the model's context (max_position)
   int64_t batch_size = 8;  // sequences per forward pass
+  int64_t max_sequences = 0;  // score only the first N windows / stories (0: all); a cheaper, stated subset
 };
 
 struct PplResult {
