@@ -253,7 +253,33 @@ TEST(LatmixSte, PassesGradientOneInsideTheRange) {
   EXPECT_EQ(z.grad()[0][0].item<double>(), 0.0);
   EXPECT_EQ(z.grad()[0][1].item<double>(), 1.0);
   EXPECT_EQ(z.grad()[0].narrow(0, 2, 30).min().item<double>(), 1.0);
-  EXPECT_THROW(mx_fake_quant(x, Format::NVFP4), Error);
+  EXPECT_THROW(mx_fake_quant(x, Format::MXFP8), Error);
+}
+
+// NVFP4 (G = 16, the activations' fixed g = 10) and INT4 (G = 32, midrise, RMS scale): the STE's
+// forward is the format codec's fake-quantization, bit for bit (so that LATMiX trains against what
+// the W4A4 evaluation computes).
+TEST(LatmixSte, NvfpAndInt4ForwardEqualTheCodecs) {
+  at::Generator g = gen_of(9);
+  at::Tensor x = at::randn({64, 96}, g, at::kFloat) * at::exp(3 * at::randn({64, 1}, g, at::kFloat));
+  x[3].zero_();
+  x[4].narrow(0, 0, 32).fill_(0.5f);  // a constant group: every element on one INT4 level
+  for (auto [f, G] : {std::pair<Format, int64_t>{Format::NVFP4, 16}, {Format::INT4, 32}}) {
+    at::Tensor want = fake_quantize(x, f);
+    at::Tensor got = mx_fake_quant(x, f, G);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_EQ(got.view(at::kInt).ne(want.view(at::kInt)).sum().item<int64_t>(), 0) << ste_format_name(f);
+    EXPECT_TRUE(mx_fake_quant_ste(x, f, G).equal(got)) << ste_format_name(f);
+    EXPECT_EQ(parse_ste_format(ste_format_name(f)), f);
+  }
+  // INT4 clips beyond the outer levels: gradient 0 there, 1 inside. A group of 31 x 0.01 and one 1.0:
+  // rms = 0.1792, s = bf16(0.3354 * 0.1792) ~ 0.06, so 1.0 / s ~ 16.6 lies past level 7.5.
+  at::Tensor z = at::full({1, 32}, 0.01, at::kDouble);
+  z[0][0] = 1.0;
+  z.requires_grad_(true);
+  mx_fake_quant_ste(z, Format::INT4, 32).sum().backward();
+  EXPECT_EQ(z.grad()[0][0].item<double>(), 0.0);
+  EXPECT_EQ(z.grad()[0].narrow(0, 1, 31).min().item<double>(), 1.0);
 }
 
 TEST(LatmixSte, ScaleGradientReachesTheAmaxElementOnly) {

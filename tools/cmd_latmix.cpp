@@ -31,7 +31,7 @@ wush::cli::Register reg("latmix", "learn LATMiX affine transforms by distillatio
   app.add_option("--model", a->rt.model, "llama2.c .bin or Hugging Face directory")->required();
   app.add_option("--tokenizer", a->rt.tokenizer, "tokenizer file (default: the one found beside the model)");
   app.add_option("--calib", a->calib, "calibration text (a *_calib.txt file)")->required();
-  app.add_option("--format", a->format, "activation format trained against: mxfp4, mxint4 (none: no quantization)")
+  app.add_option("--format", a->format, "activation format trained against: mxfp4, mxint4, nvfp4, int4 (none: no quantization)")
       ->capture_default_str();
   app.add_option("--param", a->param, "parameterization: lu (A = P L (U + diag s)) or qr (A = exp(skew) (R + diag s))")
       ->capture_default_str();
@@ -58,6 +58,7 @@ wush::cli::Register reg("latmix", "learn LATMiX affine transforms by distillatio
     namespace lx = wush::latmix;
     const auto t0 = std::chrono::steady_clock::now();
     a->train.format = lx::parse_ste_format(a->format);
+    if (a->train.format != wush::Format::None) a->init_opt.group = wush::traits(a->train.format).group;  // NVFP4: 16
     a->train.device = a->rt.torch_device();
     a->init_opt.param = lx::parse_param(a->param);
     a->init_opt.init = a->init.empty() ? (a->init_opt.param == lx::Param::LU ? lx::Init::Hadamard : lx::Init::Orthogonal)

@@ -74,6 +74,7 @@ struct LatmixQuantArgs {
     t.progress = progress_enabled();
     if (batch_size && batch_size->count() > 0) t.batch_size = batch;
     latmix::InitOptions io;
+    io.group = traits(r.format).group;  // the transform blocks are the format's groups (NVFP4: 16)
     io.param = latmix::parse_param(r.transform.substr(7));  // "latmix-lu" -> "lu"
     io.init = init.empty() ? (io.param == latmix::Param::LU ? latmix::Init::Hadamard : latmix::Init::Orthogonal)
                            : latmix::parse_init(init);

@@ -27,6 +27,10 @@ at::Tensor round_e2m1(const at::Tensor& y) {
 
 }  // namespace
 
+at::Tensor nvfp4_scales_aten(const at::Tensor& amax, float global_scale) {
+  return round_e4m3(amax.to(at::kDouble) * double(global_scale) / 6.0);
+}
+
 at::Tensor nvfp4_fake_quant_aten(const at::Tensor& x, float global_scale) {
   WUSH_CHECK(x.is_floating_point() && x.dim() >= 1, "nvfp4 fake-quant: needs a float tensor, got %s",
              c10::toString(x.scalar_type()));
@@ -41,7 +45,7 @@ at::Tensor nvfp4_fake_quant_aten(const at::Tensor& x, float global_scale) {
   shape.push_back(G);
   at::Tensor v = xp.reshape(shape);
   const double g = global_scale;
-  at::Tensor s = round_e4m3(v.abs().amax(-1, /*keepdim=*/true) * g / 6.0);
+  at::Tensor s = nvfp4_scales_aten(v.abs().amax(-1, /*keepdim=*/true), global_scale);
   at::Tensor pos = s > 0;
   at::Tensor q = round_e2m1(v * g / at::where(pos, s, at::ones_like(s)));
   at::Tensor y = at::where(pos, (q * s) / g, at::zeros_like(q)).to(at::kFloat);

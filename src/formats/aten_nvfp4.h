@@ -15,5 +15,7 @@ namespace wush {
 
 // x: float tensor [..., C] on any device; returns float32 of the same shape and device.
 at::Tensor nvfp4_fake_quant_aten(const at::Tensor& x, float global_scale);
+// The group scales s = E4M3(g amax / 6) of group maxima amax (any shape), float64, as above.
+at::Tensor nvfp4_scales_aten(const at::Tensor& amax, float global_scale);
 
 }  // namespace wush

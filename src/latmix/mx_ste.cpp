@@ -3,6 +3,7 @@
 #include <c10/core/GradMode.h>
 
 #include "core/error.h"
+#include "formats/aten_nvfp4.h"
 
 namespace wush::latmix {
 
@@ -53,8 +54,37 @@ at::Tensor pow2_scale(const at::Tensor& amax, int64_t offset) {
   return at::where(amax > 0, s, at::ones_like(amax));
 }
 
+// INT4 (paper rule, REFERENCE §1): s = bf16(2.5139 * 2/15 * rms(group)), midrise levels (q + 1/2) s,
+// q = -8..7, chosen by the codec's thresholds fl32(k s), k = -7..7 (x >= fl32(k s) moves one level up).
+// The group's sum of squares is taken in float64 (the codec's too; its order may differ in the last
+// bit of a double, which the bf16 rounding of s does not see but in an exact tie).
+std::pair<at::Tensor, at::Tensor> int4_groups(const at::Tensor& g) {
+  at::Tensor gd = g.to(at::kDouble);
+  at::Tensor rms = (gd * gd).sum(-1, /*keepdim=*/true).div(double(g.size(-1))).sqrt();
+  at::Tensor s = (rms * (2.5139 * 2.0 / 15.0)).to(at::kBFloat16).to(at::kFloat);  // RNE to bf16
+  at::Tensor x = g.to(at::kFloat);
+  at::Tensor k = at::floor(gd / at::where(s > 0, s, at::ones_like(s)).to(at::kDouble)).to(at::kFloat);
+  // fix the candidate against the fp32 thresholds, as the codec compares
+  k = at::where(x >= (k + 1) * s, k + 1, k);
+  k = at::where(x < k * s, k - 1, k);
+  at::Tensor q = at::clamp(k, -8, 7);
+  at::Tensor v = at::where(s > 0, (q + 0.5) * s, at::zeros_like(x));
+  return {v.to(g.scalar_type()), (k >= -8).logical_and(k <= 7)};
+}
+
 // Dequantized values and the STE pass-through mask, both [..., ng, G].
 std::pair<at::Tensor, at::Tensor> quantize_groups(const at::Tensor& g, Format f) {
+  if (f == Format::NVFP4) {
+    // The activations' fixed global scale (QuantOptions: 10). E4M3 rounds g amax / 6 to nearest, and
+    // saturates at 448 for large groups: x g / s then passes 6 and clips. Gradient 1 where x g / s lies
+    // inside [-7, 7] (rounding to the top level 6), 0 beyond.
+    const float gs = QuantOptions().nvfp4_global;
+    auto shape = g.sizes().vec();
+    at::Tensor v = nvfp4_fake_quant_aten(g.flatten(-2), gs).view(shape);
+    at::Tensor s = nvfp4_scales_aten(g.abs().amax(-1, /*keepdim=*/true), gs);
+    return {v.to(g.scalar_type()), (g.to(at::kDouble).abs() * double(gs)).le(7.0 * s)};
+  }
+  if (f == Format::INT4) return int4_groups(g);
   at::Tensor amax = g.abs().amax(-1, /*keepdim=*/true);
   if (f == Format::MXFP4) {
     at::Tensor s = pow2_scale(amax, 0);
@@ -67,7 +97,7 @@ std::pair<at::Tensor, at::Tensor> quantize_groups(const at::Tensor& g, Format f)
 }
 
 void check(const at::Tensor& x, Format f, int64_t G) {
-  WUSH_CHECK(ste_supports(f), "latmix: the training fake-quantizer implements mxfp4 and mxint4, not %s",
+  WUSH_CHECK(ste_supports(f), "latmix: the training fake-quantizer implements mxfp4, mxint4, nvfp4 and int4, not %s",
              ste_format_name(f).c_str());
   WUSH_CHECK(G > 0 && x.dim() >= 1 && x.is_floating_point(), "latmix fake-quant: needs a float tensor and G > 0");
 }
@@ -77,20 +107,26 @@ void check(const at::Tensor& x, Format f, int64_t G) {
 Format parse_ste_format(const std::string& name) {
   if (name == "mxfp4") return Format::MXFP4;
   if (name == "mxint4") return Format::MXINT4;
+  if (name == "nvfp4") return Format::NVFP4;
+  if (name == "int4") return Format::INT4;
   if (name == "none") return Format::None;
-  WUSH_FAIL("latmix: format '%s' is not supported for training (valid: mxfp4, mxint4, none)", name.c_str());
+  WUSH_FAIL("latmix: format '%s' is not supported for training (valid: mxfp4, mxint4, nvfp4, int4, none)", name.c_str());
 }
 
 std::string ste_format_name(Format f) {
   switch (f) {
     case Format::MXFP4: return "mxfp4";
     case Format::MXINT4: return "mxint4";
+    case Format::NVFP4: return "nvfp4";
+    case Format::INT4: return "int4";
     case Format::None: return "none";
     default: return "format#" + std::to_string(int(f));
   }
 }
 
-bool ste_supports(Format f) { return f == Format::None || f == Format::MXFP4 || f == Format::MXINT4; }
+bool ste_supports(Format f) {
+  return f == Format::None || f == Format::MXFP4 || f == Format::MXINT4 || f == Format::NVFP4 || f == Format::INT4;
+}
 
 at::Tensor mx_fake_quant(const at::Tensor& x, Format f, int64_t G) {
   check(x, f, G);

@@ -60,7 +60,7 @@ at::Tensor QuantLinear::transform_acts(const at::Tensor& x) const {
     // the codecs); the other formats make a round trip through the CPU.
     if (xt.device().is_cpu())
       xt = fake_quantize(xt, format, o);
-    else if (latmix::ste_supports(format))
+    else if (format == Format::MXFP4 || format == Format::MXINT4)
       xt = latmix::mx_fake_quant(xt, format, group);
     else if (format == Format::NVFP4 && o.global_mode == GlobalScaleMode::Fixed)
       xt = nvfp4_fake_quant_aten(xt, o.nvfp4_global);
