@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <type_traits>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -219,15 +220,13 @@ std::vector<std::string> export_gguf(const QuantizedModel& qm, const std::string
   kv.string("general.architecture", "llama");
   kv.string("general.name", c.raw.is_object() ? c.raw.value("_name_or_path", std::string("wush")) : "wush");
   kv.u32("general.alignment", uint32_t(kAlign));
-  kv.u32("llama.context_length", uint32_t(c.max_position));
-  kv.u32("llama.embedding_length", uint32_t(c.hidden_size));
-  kv.u32("llama.block_count", uint32_t(c.num_layers));
-  kv.u32("llama.feed_forward_length", uint32_t(c.intermediate_size));
-  kv.u32("llama.attention.head_count", uint32_t(c.num_heads));
-  kv.u32("llama.attention.head_count_kv", uint32_t(c.num_kv_heads));
-  kv.u32("llama.attention.key_length", uint32_t(c.head_dim));
-  kv.u32("llama.attention.value_length", uint32_t(c.head_dim));
-  kv.u32("llama.rope.dimension_count", uint32_t(c.head_dim));
+  const std::pair<const char*, int64_t> dims[] = {
+      {"llama.context_length", c.max_position},          {"llama.embedding_length", c.hidden_size},
+      {"llama.block_count", c.num_layers},               {"llama.feed_forward_length", c.intermediate_size},
+      {"llama.attention.head_count", c.num_heads},       {"llama.attention.head_count_kv", c.num_kv_heads},
+      {"llama.attention.key_length", c.head_dim},        {"llama.attention.value_length", c.head_dim},
+      {"llama.rope.dimension_count", c.head_dim}};
+  for (const auto& [key, value] : dims) kv.u32(key, uint32_t(value));
   kv.f32("llama.rope.freq_base", float(c.rope_theta));
   kv.f32("llama.attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
   kv.u32("llama.vocab_size", uint32_t(c.vocab_size));
