@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     fill_T<<<256, 256>>>(Tpb, size_t(K / 32) * 32 * 32, 2, 1.0f / std::sqrt(32.0f));
     std::vector<float> H(32 * 32);
     for (int i = 0; i < 32; ++i)
-      for (int k = 0; k < 32; ++k) H[i * 32 + k] = (__builtin_popcount(i & k) & 1 ? -1.f : 1.f) / std::sqrt(32.f);
+      for (int k = 0; k < 32; ++k) H[i * 32 + k] = __bfloat162float(__float2bfloat16_rn((__builtin_popcount(i & k) & 1 ? -1.f : 1.f) / std::sqrt(32.f)));
     float* Th = dalloc<float>(H.size());
     CK(cudaMemcpy(Th, H.data(), H.size() * 4, cudaMemcpyHostToDevice));
     float* Tpb16 = dalloc<float>(size_t(K / 16) * 16 * 16);
@@ -153,8 +153,8 @@ int main(int argc, char** argv) {
       const int G = group_size(c.f);
       QuantConfig cfg{c.f, 10.0f};
       TransformSpec ts{};
-      if (c.tr == 1) ts = G == 32 ? TransformSpec{Th, 1} : TransformSpec{Tpb16, 1};
-      if (c.tr == 2) ts = G == 32 ? TransformSpec{Tpb, K / 32} : TransformSpec{Tpb16, K / 16};
+      if (c.tr == 1) ts = G == 32 ? TransformSpec{Th, 1, true} : TransformSpec{Tpb16, 1, true};
+      if (c.tr == 2) ts = G == 32 ? TransformSpec{Tpb, K / 32, true} : TransformSpec{Tpb16, K / 16, true};
       QuantizeOutputs out{};
       double bytes = 2.0 * M * K;
       if (c.gemm_operand) {
@@ -248,17 +248,17 @@ int main(int argc, char** argv) {
         pt = nullptr;
       }
       const QuantizeOutputs qo{nullptr, nullptr, x8, xsc, nullptr};
-      CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32}, cfg, qo, 0));
+      CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32, true}, cfg, qo, 0));
       const int inner = M <= 128 ? 20 : (M <= 1024 ? 10 : 3);
       const double t_bf = time_us([&](int i) { CK(gemm_run(pb, x, nullptr, wb[i % copies], nullptr, y, 0)); }, inner);
       const double t_q = time_us([&](int) {
-        CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32}, cfg, qo, 0));
+        CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32, true}, cfg, qo, 0));
       }, inner);
       const double t_8 = time_us([&](int i) {
         CK(gemm_run(p8, x8, xsc, w8[i % copies], wsc[i % copies], y, 0));
       }, inner);
       const double t_e2e = time_us([&](int i) {
-        CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32}, cfg, qo, 0));
+        CK(fused_transform_quantize_cuda(x, M, K, TransformSpec{T, K / 32, true}, cfg, qo, 0));
         CK(gemm_run(p8, x8, xsc, w8[i % copies], wsc[i % copies], y, 0));
       }, inner);
       const double t_r = pr ? time_us([&](int i) { CK(gemm_run(pr, x8, rs, w8[i % copies], rs, y, 0)); }, inner) : 0;

@@ -197,15 +197,34 @@ void pack_row(const uint8_t* codes, int64_t K, uint8_t* out) {
 
 }  // namespace
 
-void fused_transform_quantize_ref(const uint16_t* x, int64_t M, int64_t K, const TransformSpec& t,
-                                  const QuantConfig& cfg, const QuantizeOutputs& out) {
+namespace {
+
+// Rows of transformed values -> every output; y_row(m, y) fills row m's K values.
+template <class RowFn>
+void quantize_rows(int64_t M, int64_t K, const QuantConfig& cfg, const QuantizeOutputs& out, RowFn y_row) {
   const int G = group_size(cfg.format);
   const int64_t nb = K / G;
   std::vector<float> y(K);
   std::vector<uint8_t> codes(K), scodes(nb);
   for (int64_t m = 0; m < M; ++m) {
+    y_row(m, y.data());
+    for (int64_t j = 0; j < nb; ++j) quantize_group(&y[j * G], G, cfg, &codes[j * G], &scodes[j], out.counters);
+    if (out.codes) pack_row(codes.data(), K, out.codes + m * K / 2);
+    if (out.scales) std::memcpy(out.scales + m * nb, scodes.data(), nb);
+    row_operand(cfg, codes.data(), scodes.data(), m, operand_rows(M), K, out.operand, out.chunk_scales,
+                out.counters);
+  }
+  zero_padding_rows(cfg, M, K, out.operand, out.chunk_scales);
+}
+
+}  // namespace
+
+void fused_transform_quantize_ref(const uint16_t* x, int64_t M, int64_t K, const TransformSpec& t,
+                                  const QuantConfig& cfg, const QuantizeOutputs& out) {
+  const int G = group_size(cfg.format);
+  quantize_rows(M, K, cfg, out, [&](int64_t m, float* y) {
     const uint16_t* xr = x + m * K;
-    for (int64_t j = 0; j < nb; ++j) {
+    for (int64_t j = 0; j < K / G; ++j) {
       // x~_j = T_j x_j (§2) in fp32: out i accumulates k = 0..G-1 with one fma each.
       const float* Tj = t.T ? t.T + (t.num_blocks == 1 ? 0 : j) * G * G : nullptr;
       for (int i = 0; i < G; ++i) {
@@ -217,14 +236,13 @@ void fused_transform_quantize_ref(const uint16_t* x, int64_t M, int64_t K, const
         for (int k = 0; k < G; ++k) acc = std::fma(Tj[i * G + k], bf16_to_float(xr[j * G + k]), acc);
         y[j * G + i] = acc;
       }
-      quantize_group(&y[j * G], G, cfg, &codes[j * G], &scodes[j], out.counters);
     }
-    if (out.codes) pack_row(codes.data(), K, out.codes + m * K / 2);
-    if (out.scales) std::memcpy(out.scales + m * nb, scodes.data(), nb);
-    row_operand(cfg, codes.data(), scodes.data(), m, operand_rows(M), K, out.operand, out.chunk_scales,
-                out.counters);
-  }
-  zero_padding_rows(cfg, M, K, out.operand, out.chunk_scales);
+  });
+}
+
+void quantize_transformed_ref(const float* y, int64_t M, int64_t K, const QuantConfig& cfg,
+                              const QuantizeOutputs& out) {
+  quantize_rows(M, K, cfg, out, [&](int64_t m, float* row) { std::memcpy(row, y + m * K, size_t(K) * sizeof(float)); });
 }
 
 void prepare_weight_operand_ref(const uint8_t* codes, const uint8_t* scales, int64_t N, int64_t K,

@@ -84,7 +84,7 @@ int inner_for(double flops) { return int(std::clamp(2e-3 / (flops / 400e12 + 8e-
 std::vector<float> hadamard32() {
   std::vector<float> H(32 * 32);
   for (int i = 0; i < 32; ++i)
-    for (int k = 0; k < 32; ++k) H[i * 32 + k] = (__builtin_popcount(i & k) & 1 ? -1.f : 1.f) / std::sqrt(32.f);
+    for (int k = 0; k < 32; ++k) H[i * 32 + k] = __bfloat162float(__float2bfloat16_rn((__builtin_popcount(i & k) & 1 ? -1.f : 1.f) / std::sqrt(32.f)));  // bf16 values (REFERENCE §2)
   return H;
 }
 
@@ -159,8 +159,8 @@ cudaError_t quantizer_table(int64_t MK, int reps, KernelBenchResult* out) {
   for (const QCase& c : cases) {
     const int G = group_size(c.f);
     TransformSpec ts{};
-    if (c.tr == 1) ts = G == 32 ? TransformSpec{Th.as<float>(), 1} : TransformSpec{Tpb16.as<float>(), 1};
-    if (c.tr == 2) ts = G == 32 ? TransformSpec{Tpb.as<float>(), K / 32} : TransformSpec{Tpb16.as<float>(), K / 16};
+    if (c.tr == 1) ts = G == 32 ? TransformSpec{Th.as<float>(), 1, true} : TransformSpec{Tpb16.as<float>(), 1, true};
+    if (c.tr == 2) ts = G == 32 ? TransformSpec{Tpb.as<float>(), K / 32, true} : TransformSpec{Tpb16.as<float>(), K / 16, true};
     QuantizeOutputs qo{};
     double bytes = 2.0 * M * K;
     if (c.operand) {
@@ -238,7 +238,7 @@ cudaError_t shape_rows(const BenchShape& s, const KernelBenchOptions& opt, Kerne
     const bool have_row = gemm_plan_create(&pr.p, GemmKind::FP8_ROWWISE, M, N, K, gemm_alpha(cfg)) == cudaSuccess;
     const QuantizeOutputs qo{nullptr, nullptr, x8.p, xsc.as<float>(), nullptr};
     auto quant = [&](TransformSpec ts) { return fused_transform_quantize_cuda(xb, M, K, ts, cfg, qo, 0); };
-    const TransformSpec wush{T.as<float>(), K / 32}, had{Th.as<float>(), 1};
+    const TransformSpec wush{T.as<float>(), K / 32, true}, had{Th.as<float>(), 1, true};
     WUSH_BL(quant(wush));  // a valid operand for the GEMM-only timings
     const int inner = inner_for(2.0 * M * N * K);
     const int reps = opt.reps;

@@ -4,7 +4,10 @@
 // argument errors are cudaErrorInvalidValue, unsupported combinations cudaErrorNotSupported, and
 // last_error_message() says which argument or rule failed. Every scalar `_ref` function here is
 // the host reference of the kernel with the same stem, written in the kernel's operation order
-// (STYLE.md §4): the kernels equal it bit for bit.
+// (STYLE.md §4): the kernels equal it bit for bit. The one exception is the transform, which
+// runs on tensor cores (fp32 accumulation in an unspecified order): fused_transform_quantize_cuda
+// can write its transformed values (`transformed`), and everything it derives from them equals
+// quantize_transformed_ref on those values bit for bit.
 //
 // Layouts (row-major unless said otherwise; M tokens, K input features, N outputs):
 //   x       bf16 [M, K]                         activations, K % G == 0 (the caller pads, §0)
@@ -73,6 +76,9 @@ float gemm_alpha(const QuantConfig& cfg);
 struct TransformSpec {
   const float* T = nullptr;  // nullptr = identity
   int64_t num_blocks = 0;    // 1 (shared) or K/G (per block); ignored for identity
+  // The caller vouches that every entry of T is a bf16 value (REFERENCE §2 rounds T_j to bf16):
+  // one bf16 MMA per product. Otherwise T is split into three bf16 terms (exact for fp32).
+  bool bf16_values = false;
 };
 
 struct QuantizeOutputs {    // any pointer may be nullptr: that output is skipped
@@ -81,6 +87,7 @@ struct QuantizeOutputs {    // any pointer may be nullptr: that output is skippe
   void* operand = nullptr;        // fp8 e4m3 (MX) or bf16 (NVFP4), [M, K]
   float* chunk_scales = nullptr;  // MX only, [ceil(K/128), M]
   unsigned long long* counters = nullptr;  // [kNumCounters]
+  float* transformed = nullptr;   // fp32 [M, K]: x~ as the kernel computed it (tests; 4 M K bytes)
 };
 
 cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int64_t K,
@@ -91,6 +98,11 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
 void fused_transform_quantize_ref(const uint16_t* x, int64_t M, int64_t K,
                                   const TransformSpec& t, const QuantConfig& cfg,
                                   const QuantizeOutputs& out);
+
+// The quantization part of the reference alone: y fp32 [M, K] (already transformed) -> the same
+// outputs (out.transformed ignored).
+void quantize_transformed_ref(const float* y, int64_t M, int64_t K, const QuantConfig& cfg,
+                              const QuantizeOutputs& out);
 
 // ---- offline weight preparation -------------------------------------------------------------
 // Quantized weights (codes [N, K/2], scales [N, K/G], as produced by the quantizer) -> the GEMM

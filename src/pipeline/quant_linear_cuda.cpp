@@ -82,6 +82,7 @@ struct CudaW4A4State {
   float alpha = 1.0f;
   int64_t R = 0, Cp = 0;
   at::Tensor w_operand, w_chunk, T, bias;
+  bool T_bf16 = false;  // T holds bf16 values (REFERENCE §2): one MMA term in the kernel
 };
 
 bool cuda_w4a4_supported(const QuantLinear& l) {
@@ -129,7 +130,10 @@ static std::shared_ptr<CudaW4A4State> build_state(const QuantLinear& l, at::Devi
                                                s->w_operand.data_ptr(), mx ? s->w_chunk.data_ptr<float>() : nullptr,
                                                nullptr, 0),
              l.name + ": weight operand");
-  if (l.T.defined()) s->T = l.T.to(dev, at::kFloat).contiguous();
+  if (l.T.defined()) {
+    s->T = l.T.to(dev, at::kFloat).contiguous();
+    s->T_bf16 = at::equal(s->T, s->T.to(at::kBFloat16).to(at::kFloat));
+  }
   if (l.bias.defined()) s->bias = l.bias.to(dev, at::kFloat);
   return s;
 }
@@ -153,7 +157,7 @@ at::Tensor cuda_w4a4_forward(const QuantLinear& l, std::shared_ptr<CudaW4A4State
   at::Tensor a_chunk = mx ? at::empty({nch, Mp}, opt.dtype(at::kFloat)) : at::Tensor();
   at::Tensor& counters = device_counters(x.device());
   cuda::TransformSpec ts{};
-  if (s.T.defined()) ts = {s.T.data_ptr<float>(), s.T.size(0)};
+  if (s.T.defined()) ts = {s.T.data_ptr<float>(), s.T.size(0), s.T_bf16};
   cuda::QuantizeOutputs qo{nullptr, nullptr, a_op.data_ptr(), mx ? a_chunk.data_ptr<float>() : nullptr,
                            reinterpret_cast<unsigned long long*>(counters.data_ptr<int64_t>())};
   check_cuda(cuda::fused_transform_quantize_cuda(reinterpret_cast<const __nv_bfloat16*>(xb.data_ptr()), n, s.Cp, ts,

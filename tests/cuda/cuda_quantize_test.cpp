@@ -1,8 +1,12 @@
 // fused_transform_quantize_cuda and prepare_weight_operand_cuda against their host references:
 // codes, scales, FP8/bf16 operand, chunk scales and counters bit-identical, for every format,
-// identity / shared-Hadamard / per-block transforms, shapes with M = 1, K not a multiple of 128,
-// large M, and Gaussian, heavy-tailed and outlier data. Outputs are poisoned before each run
-// (two different poisons) so an unwritten element cannot pass. Skips without a GPU.
+// identity / shared-Hadamard / per-block (bf16 and fp32) transforms, shapes with M = 1, K not a
+// multiple of 128, large M, and Gaussian, heavy-tailed and outlier data. The transform runs on
+// tensor cores, whose fp32 accumulation order is unspecified: with a transform, the outputs are
+// compared with quantize_transformed_ref on the kernel's own transformed values (bit for bit), and
+// those values with a float64 transform (error bound of fp32 accumulation); data whose every
+// partial sum is exact must match the fma-chain reference bit for bit. Outputs are poisoned before
+// each run (two different poisons) so an unwritten element cannot pass. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -17,15 +21,44 @@ namespace {
 
 using namespace test;
 
-enum class TKind { Identity, Hadamard, PerBlock };
+enum class TKind { Identity, Hadamard, PerBlock, PerBlockFp32 };
 const char* tkind_name(TKind t) {
-  return t == TKind::Identity ? "identity" : (t == TKind::Hadamard ? "hadamard" : "per-block");
+  switch (t) {
+    case TKind::Identity: return "identity";
+    case TKind::Hadamard: return "hadamard";
+    case TKind::PerBlock: return "per-block";
+    case TKind::PerBlockFp32: return "per-block fp32";
+  }
+  return "?";
+}
+
+// Largest |y - y64| / (2^-16 sum_k |T_ik x_k|) over all outputs (y64: the float64 transform);
+// fp32 accumulation of <= 3 x 32 exact products errs by at most ~96 ulps of that sum: < 1.
+double transform_error(const std::vector<uint16_t>& x, const std::vector<float>& T, int64_t nT, int G, int64_t M,
+                       int64_t K, const std::vector<float>& y) {
+  double worst = 0;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < K / G; ++j) {
+      const float* Tj = T.data() + (nT == 1 ? 0 : j) * G * G;
+      for (int i = 0; i < G; ++i) {
+        double s = 0, a = 0;
+        for (int k = 0; k < G; ++k) {
+          const double p = double(Tj[i * G + k]) * bf2f(x[size_t(m * K + j * G + k)]);
+          s += p;
+          a += std::fabs(p);
+        }
+        const double err = std::fabs(double(y[size_t(m * K + j * G + i)]) - s);
+        if (err > 0) worst = std::max(worst, a > 0 ? err / (std::ldexp(a, -16)) : 1e30);
+      }
+    }
+  return worst;
 }
 
 struct Outputs {
   std::vector<uint8_t> codes, scales, operand;
-  std::vector<float> chunk;
+  std::vector<float> chunk, transformed;
   std::vector<unsigned long long> counters;
+  double transform_error = 0;  // transform_error() of the kernel's values
 };
 
 struct Case {
@@ -33,35 +66,39 @@ struct Case {
   Dist dist;
 };
 
-// Runs the kernel (with output poison `poison`) and the reference; returns both.
-void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outputs* ref) {
+// Runs the kernel (with output poison `poison`) and the reference; returns both. The reference
+// quantizes the kernel's transformed values when there is a transform (exact_ref: runs the full
+// fma-chain reference instead; x and T are then given).
+void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outputs* ref, bool exact_ref = false,
+              std::vector<uint16_t> x = {}, std::vector<float> T = {}) {
   const QuantConfig cfg{f, 10.0f};
   const int G = group_size(f);
   const int64_t M = c.M, K = c.K, nb = K / G, nchunks = (K + 127) / 128, Mp = operand_rows(M);
   const bool mx = has_chunk_operand(f);
   const size_t op_bytes = size_t(Mp * K * (mx ? 1 : 2));  // padding rows included: must be zeros
-  std::vector<uint16_t> x = random_x(M, K, c.dist, uint32_t(M * 131 + K + int(f)));
-  std::vector<float> T;
+  if (x.empty()) x = random_x(M, K, c.dist, uint32_t(M * 131 + K + int(f)));
   TransformSpec ts;
-  if (tk == TKind::Hadamard) T = hadamard_T(G);
-  if (tk == TKind::PerBlock) T = random_T(nb, G, uint32_t(K));
+  if (T.empty() && tk == TKind::Hadamard) T = hadamard_T(G);
+  if (T.empty() && tk == TKind::PerBlock) T = random_T(nb, G, uint32_t(K));
+  if (T.empty() && tk == TKind::PerBlockFp32) T = random_T_fp32(nb, G, uint32_t(K));
 
   DevBuf<uint16_t> dx(x.size());
   dx.upload(x);
   DevBuf<float> dT(T.size());
   if (!T.empty()) {
     dT.upload(T);
-    ts = TransformSpec{dT.p, tk == TKind::Hadamard ? 1 : nb};
+    ts = TransformSpec{dT.p, tk == TKind::Hadamard ? 1 : nb, tk != TKind::PerBlockFp32};
   }
   DevBuf<uint8_t> codes(size_t(M * K / 2)), scales(size_t(M * nb)), operand(op_bytes);
-  DevBuf<float> chunk(size_t(Mp * nchunks));
+  DevBuf<float> chunk(size_t(Mp * nchunks)), transformed(size_t(M * K));
   DevBuf<unsigned long long> counters(kNumCounters);
   codes.fill_bytes(poison);
   scales.fill_bytes(poison);
   operand.fill_bytes(poison);
   chunk.fill_bytes(poison);
+  transformed.fill_bytes(poison);
   counters.fill_bytes(0);
-  QuantizeOutputs out{codes.p, scales.p, operand.p, mx ? chunk.p : nullptr, counters.p};
+  QuantizeOutputs out{codes.p, scales.p, operand.p, mx ? chunk.p : nullptr, counters.p, transformed.p};
   WUSH_CUDA_OK(fused_transform_quantize_cuda(reinterpret_cast<const __nv_bfloat16*>(dx.p), M, K, ts, cfg, out, 0));
   WUSH_CUDA_OK(cudaDeviceSynchronize());
   gpu->codes = codes.download();
@@ -69,16 +106,36 @@ void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outp
   gpu->operand = operand.download();
   gpu->chunk = mx ? chunk.download() : std::vector<float>();
   gpu->counters = counters.download();
+  gpu->transformed = transformed.download();
 
   ref->codes.assign(gpu->codes.size(), 0);
   ref->scales.assign(gpu->scales.size(), 0);
   ref->operand.assign(op_bytes, 0);
   ref->chunk.assign(mx ? size_t(Mp * nchunks) : 0, 0.f);
   ref->counters.assign(kNumCounters, 0);
-  TransformSpec hts{T.empty() ? nullptr : T.data(), ts.num_blocks};
-  fused_transform_quantize_ref(x.data(), M, K, hts, cfg,
-                               QuantizeOutputs{ref->codes.data(), ref->scales.data(), ref->operand.data(),
-                                               mx ? ref->chunk.data() : nullptr, ref->counters.data()});
+  const QuantizeOutputs hout{ref->codes.data(), ref->scales.data(), ref->operand.data(),
+                             mx ? ref->chunk.data() : nullptr, ref->counters.data()};
+  if (T.empty() || exact_ref) {
+    fused_transform_quantize_ref(x.data(), M, K, TransformSpec{T.empty() ? nullptr : T.data(), ts.num_blocks}, cfg,
+                                 hout);
+    // the reference's own transformed values (identity: x itself)
+    ref->transformed.resize(size_t(M * K));
+    for (size_t i = 0; i < ref->transformed.size(); ++i) ref->transformed[i] = bf2f(x[i]);
+    if (!T.empty()) {
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t j = 0; j < nb; ++j)
+          for (int i = 0; i < G; ++i) {
+            const float* Tj = T.data() + (ts.num_blocks == 1 ? 0 : j) * G * G;
+            float acc = 0.0f;
+            for (int k = 0; k < G; ++k) acc = std::fma(Tj[i * G + k], bf2f(x[size_t(m * K + j * G + k)]), acc);
+            ref->transformed[size_t(m * K + j * G + i)] = acc;
+          }
+    }
+  } else {
+    quantize_transformed_ref(gpu->transformed.data(), M, K, cfg, hout);
+    ref->transformed = gpu->transformed;
+    gpu->transform_error = transform_error(x, T, ts.num_blocks, G, M, K, gpu->transformed);
+  }
 }
 
 // First differing index of two byte vectors, or -1.
@@ -96,6 +153,8 @@ void expect_equal(const Outputs& g, const Outputs& r, const std::string& what) {
   EXPECT_EQ(first_diff(g.operand, r.operand), -1) << what << " operand";
   EXPECT_EQ(first_diff(g.chunk, r.chunk), -1) << what << " chunk scales";
   EXPECT_EQ(g.counters, r.counters) << what << " counters";
+  EXPECT_EQ(first_diff(g.transformed, r.transformed), -1) << what << " transformed values";
+  EXPECT_LT(g.transform_error, 1.0) << what << " transform error vs float64 (units of 2^-16 sum |T x|)";
 }
 
 const Case kCases[] = {
@@ -107,7 +166,7 @@ const Case kCases[] = {
 TEST(CudaQuantize, EqualsReferenceBitForBit) {
   WUSH_REQUIRE_DEVICE();
   for (QFormat f : all_qformats())
-    for (TKind tk : {TKind::Identity, TKind::Hadamard, TKind::PerBlock})
+    for (TKind tk : {TKind::Identity, TKind::Hadamard, TKind::PerBlock, TKind::PerBlockFp32})
       for (const Case& c : kCases) {
         if (c.K % group_size(f)) continue;
         Outputs g, r;
@@ -117,6 +176,34 @@ TEST(CudaQuantize, EqualsReferenceBitForBit) {
         expect_equal(g, r, what);
         if (HasFailure()) return;
       }
+}
+
+TEST(CudaQuantize, ExactSumsEqualTheFmaChainReference) {
+  // x: integers |x| <= 63 times 2^e (e per row, -20..20); T: multiples of 2^-7 in [-1, 1) (bf16's
+  // 8 significant bits) or, for the fp32 path, of 2^-12 (13 bits: two bf16 terms): every product
+  // and partial sum of 32 is exact in fp32 (< 2^24 units), so any summation order gives the reference's values
+  // and every output must equal the fma-chain reference bit for bit (this fixes the fragment
+  // layout: a permuted k or n would change the values).
+  WUSH_REQUIRE_DEVICE();
+  std::mt19937 rng(5);
+  for (QFormat f : all_qformats())
+    for (TKind tk : {TKind::Hadamard, TKind::PerBlock, TKind::PerBlockFp32}) {
+      const int G = group_size(f);
+      const int64_t M = 77, K = 416, nb = K / G;
+      std::vector<uint16_t> x(size_t(M * K));
+      for (int64_t m = 0; m < M; ++m) {
+        const int e = int(rng() % 41) - 20;
+        for (int64_t k = 0; k < K; ++k)
+          x[size_t(m * K + k)] = f2bf(std::ldexp(float(int(rng() % 127) - 63), e));
+      }
+      const int bits = tk == TKind::PerBlockFp32 ? 12 : 7;
+      std::vector<float> T(size_t((tk == TKind::Hadamard ? 1 : nb) * G * G));
+      for (float& t : T) t = std::ldexp(float(int(rng() % (2u << bits)) - (1 << bits)), -bits);
+      Outputs g, r;
+      run_both({M, K, Dist::Gaussian}, f, tk, 0xA5, &g, &r, true, x, T);
+      expect_equal(g, r, std::string(format_name(f)) + " " + tkind_name(tk) + " exact sums");
+      if (HasFailure()) return;
+    }
 }
 
 TEST(CudaQuantize, EveryOutputWritten) {

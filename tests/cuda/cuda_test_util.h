@@ -95,6 +95,14 @@ inline std::vector<float> random_T(int64_t n, int G, uint32_t seed) {
   for (float& t : T) t = bf2f(f2bf(nd(rng)));
   return T;
 }
+// Matrices [n, G, G] with arbitrary fp32 entries (24 significant bits: the 3-term split path).
+inline std::vector<float> random_T_fp32(int64_t n, int G, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f / std::sqrt(float(G)));
+  std::vector<float> T(size_t(n * G * G));
+  for (float& t : T) t = nd(rng);
+  return T;
+}
 inline std::vector<float> hadamard_T(int G) {
   std::vector<float> T(size_t(G * G));
   for (int i = 0; i < G; ++i)
