@@ -1,14 +1,16 @@
-// Fused block transform + quantize, chunk operand (REFERENCE.md §2 x~_j = T_j x_j, §1 formats,
-// §7 operand): one read of the bf16 activations, one write of each requested output.
+// Fused block transform + quantize (REFERENCE.md §2 x~_j = T_j x_j, §1 formats, §7 operand): one
+// read of the bf16 activations, one write of each requested output.
 //
-// Work split (v3, docs/results/gpu8.md): a CTA of 8 warps owns one 128-wide chunk c of K and up to
-// 32 tiles of 16 rows; each warp walks its tiles. Nothing but the transform's B fragments goes
-// through shared memory (converted once per CTA, then one barrier): a warp loads its tile's
-// 16 x 128 bf16 straight into registers, transforms each group on the tensor cores
-// (quant_tile.cuh: the lane keeps the elements it loaded), and quantizes from registers.
-// MX formats take two passes over the chunk's groups (the transform is recomputed, it costs a few
-// MMAs): pass A finds every group's E_g and the row's chunk E_max, pass B encodes with
-// f = 2^(E_g - E_max) and writes. NVFP4 needs no chunk maximum: one pass.
+// Work split (v3, docs/results/gpu8.md "Session 4"): a CTA of 8 warps owns one 128-wide chunk c
+// of K and up to 32 tiles of 16 rows. Warp w owns group g = w % GPC of the chunk for all of the
+// CTA's tiles (MX: 2 teams of 4 warps take alternate tiles; NVFP4: one team of 8), so the
+// transform's B fragments are loaded once into registers and each tile is transformed once, on
+// the tensor cores (quant_tile.cuh: the lane keeps the 2 x P elements it loaded). Nothing but the
+// MX chunk exchange goes through shared memory: the team's warps publish each row's group amax
+// (E is monotone in amax, so E_max = E(max amax)) and meet at one named barrier per tile
+// (double-buffered slots); then every lane encodes with f = 2^(E_g - E_max) and writes. The next
+// tile's x is prefetched into registers while the current one is computed. Offsets are 32-bit,
+// relative to the CTA's first row.
 #include <algorithm>
 
 #include "cuda/internal.h"
@@ -21,7 +23,7 @@ namespace {
 using detail::kChunk;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kTilesPerCta = 32;  // 16-row tiles per CTA: 4 per warp
+constexpr int kTilesPerCta = 32;  // 16-row tiles per CTA: 16 per MX team
 
 struct KernelArgs {
   const __nv_bfloat16* x;
@@ -37,133 +39,123 @@ struct Counts {
   unsigned span = 0, overflow = 0, nonfinite = 0;
 };
 
+__device__ __forceinline__ void team_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 template <QFormat F, int kTerms, bool kCodes>
-__global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 3) chunk_quantize_kernel(const KernelArgs a) {
+__global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_kernel(const KernelArgs a) {
   using S = tile::Shape<F>;
-  constexpr int G = S::G, P = S::P, W = S::W, GPC = S::GPC, WB = S::WB, WB4 = S::WB4;
+  constexpr int G = S::G, P = S::P, W = S::W, GPC = S::GPC, WB = S::WB;
   constexpr int kT = kTerms > 0 ? kTerms : 1;
   constexpr bool kMX = F != QFormat::NVFP4;
-  extern __shared__ uint4 Bs[];  // [kTerms][GPC][WB4][32 lanes]
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, q = lane & 3;
-  const int64_t M = a.M, K = a.K, Mp = operand_rows(M), nbk = K / G;
-  const int c = blockIdx.x;
-  const int64_t k0 = int64_t(c) * kChunk;
-  const int ng = int((K - k0 < kChunk ? K - k0 : kChunk) / G);  // groups of this chunk (warp-uniform)
-  const int64_t ntiles = (Mp + 15) / 16, t0 = int64_t(blockIdx.y) * kTilesPerCta;
-  const int64_t t1 = ntiles < t0 + kTilesPerCta ? ntiles : t0 + kTilesPerCta;
+  constexpr int kTeams = kWarps / GPC;  // MX: 2 teams of 4 warps; NVFP4: 1 team of 8
+  __shared__ __align__(16) float2 As[kTeams][2][16][GPC];  // (amax_g, amax_g or +inf if all codes 0), per tile slot
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, q = lane & 3, r = lane >> 2;
+  const int g = warp % GPC, team = warp / GPC;
+  const int c = blockIdx.x, K = int(a.K), nbk = K / G;  // K < 2^22: checked by the launcher (nrows K < 2^31)
+  const int k0 = c * kChunk;
+  const int ng = (K - k0 < kChunk ? K - k0 : kChunk) / G;
+  const bool active = g < ng;  // warp-uniform; an inactive MX warp still takes part in the exchange
+  // Rows of this CTA: [row0, row0 + nrows); offsets below are relative to row0 (32-bit: nrows K < 2^31).
+  const int64_t Mp = operand_rows(a.M), row0 = int64_t(blockIdx.y) * kTilesPerCta * 16;
+  const int nrows = int(Mp - row0 < kTilesPerCta * 16 ? Mp - row0 : kTilesPerCta * 16);
+  const int mrows = int(a.M - row0 < nrows ? a.M - row0 : nrows);  // real (non-padding) rows
+  const int col = k0 + g * G + P * q;
+  const __nv_bfloat16* const xb = a.x + row0 * K;
+  uint8_t* const opb = a.out.operand ? static_cast<uint8_t*>(a.out.operand) + row0 * K * (kMX ? 1 : 2) : nullptr;
+  uint8_t* const codesb = a.out.codes ? a.out.codes + row0 * K / 2 : nullptr;
+  uint8_t* const scalesb = a.out.scales ? a.out.scales + row0 * nbk : nullptr;
+  float* const yb = a.out.transformed ? a.out.transformed + row0 * K : nullptr;
+  float* const csb = a.out.chunk_scales ? a.out.chunk_scales + c * Mp + row0 : nullptr;
 
-  if constexpr (kTerms > 0) {
-    uint32_t* bw = reinterpret_cast<uint32_t*>(Bs);
-    for (int idx = threadIdx.x; idx < kTerms * GPC * WB * 32; idx += kThreads) {
-      const int e = idx & 3, L = (idx >> 2) & 31, rest = idx >> 7;  // idx = ((tgv) * 32 + L) * 4 + e
-      const int v = rest % WB4, g = (rest / WB4) % GPC, t = rest / (WB4 * GPC);
-      bw[idx] = g < ng ? tile::b_word<F, kT>(a.T + (a.shared_T ? 0 : k0 / G + g) * G * G, L, 4 * v + e, t) : 0u;
-    }
-    __syncthreads();
+  uint32_t B[kT][WB];
+  if (kTerms > 0 && active) {
+    const float* Tm = a.T + (a.shared_T ? 0 : k0 / G + g) * G * G;
+#pragma unroll
+    for (int t = 0; t < kT; ++t)
+#pragma unroll
+      for (int w = 0; w < WB; ++w) B[t][w] = tile::b_word<F, kT>(Tm, lane, w, t);
   }
-  // The group's transformed values of rows r (ya) and r + 8 (yb).
-  auto compute = [&](const tile::Words<W>& x, int g, float (&ya)[P], float (&yb)[P]) {
-    if constexpr (kTerms == 0) {
-      tile::unpack<W>(x.a, ya);
-      tile::unpack<W>(x.b, yb);
-    } else {
-      uint32_t B[kT][WB];
-#pragma unroll
-      for (int t = 0; t < kT; ++t)
-#pragma unroll
-        for (int v = 0; v < WB4; ++v) {
-          const uint4 u = Bs[((t * GPC + g) * WB4 + v) * 32 + lane];
-          B[t][4 * v] = u.x, B[t][4 * v + 1] = u.y, B[t][4 * v + 2] = u.z, B[t][4 * v + 3] = u.w;
-        }
-      tile::transform<F, kT>(x, B, ya, yb);
-    }
+  auto load = [&](int lr, tile::Words<W>& x) {  // local rows lr, lr + 8
+    tile::load_words<W>(xb + lr * K + col, active && lr < mrows, x.a);
+    tile::load_words<W>(xb + (lr + 8) * K + col, active && lr + 8 < mrows, x.b);
   };
   Counts cnt;
-  uint8_t* const op8 = static_cast<uint8_t*>(a.out.operand);
-
-  for (int64_t tt = t0 + warp; tt < t1; tt += kWarps) {
-    const int64_t rows[2] = {tt * 16 + (lane >> 2), tt * 16 + (lane >> 2) + 8};
-    tile::Words<W> x[GPC];
-#pragma unroll
-    for (int g = 0; g < GPC; ++g) {
-      const int64_t col = k0 + g * G + P * q;
-      tile::load_words<W>(a.x + rows[0] * K + col, g < ng && rows[0] < M, x[g].a);
-      tile::load_words<W>(a.x + rows[1] * K + col, g < ng && rows[1] < M, x[g].b);
+  tile::Words<W> xn;
+  if (team * 16 < nrows) load(team * 16 + r, xn);
+  int slot = 0;
+  for (int t16 = team * 16; t16 < nrows; t16 += kTeams * 16, slot ^= 1) {
+    const tile::Words<W> x = xn;
+    if (t16 + kTeams * 16 < nrows) load(t16 + kTeams * 16 + r, xn);
+    const int rows[2] = {t16 + r, t16 + r + 8};
+    float y[2][P];
+    if (active) {
+      if constexpr (kTerms == 0) {
+        tile::unpack<W>(x.a, y[0]);
+        tile::unpack<W>(x.b, y[1]);
+      } else {
+        tile::transform<F, kT>(x, B, y[0], y[1]);
+      }
     }
     if constexpr (kMX) {
-      // ---- pass A: E_g of every group, the chunk's E_max and smallest nonzero E per row
-      int E[2][GPC], emax[2] = {-127, -127}, emin[2] = {1000, 1000};
+      // E is monotone in amax, so the chunk's E_max is E(max amax) and its smallest nonzero E is
+      // E(min amax over groups with a nonzero code): the team exchanges (amax, amax or +inf).
+      float am[2];
 #pragma unroll
-      for (int g = 0; g < GPC; ++g) {
-        E[0][g] = E[1][g] = -127;  // past K's end: all zero, neutral for E_max
-        if (g >= ng) continue;
-        float y[2][P];
-        compute(x[g], g, y[0], y[1]);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const uint32_t ab = __float_as_uint(tile::group_amax<P>(y[h]));
-          if (q == 0 && rows[h] < M) cnt.nonfinite += ab >= 0x7F800000u;
-          E[h][g] = tile::mx_exponent<F>(ab);
-          emax[h] = max(emax[h], E[h][g]);
-          if (tile::mx_nonzero<F>(ab, tile::mx_mul<F>(E[h][g]))) emin[h] = min(emin[h], E[h][g]);
-        }
+      for (int h = 0; h < 2; ++h) {
+        am[h] = active ? tile::group_amax<P>(y[h]) : 0.0f;
+        const uint32_t ab = __float_as_uint(am[h]);
+        if (q == 0 && rows[h] < mrows) cnt.nonfinite += ab >= 0x7F800000u;
+        const bool nz = tile::mx_nonzero<F>(ab, tile::mx_mul<F>(tile::mx_exponent<F>(ab)));
+        if (q == 0) As[team][slot][r + 8 * h][g] = make_float2(am[h], nz ? am[h] : __int_as_float(0x7F800000));
       }
+      team_barrier(1 + team, GPC * 32);
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
-        if (q == 0 && rows[h] < Mp) {
-          const bool real = rows[h] < M;  // operand padding rows: zeros, chunk scale 0
-          cnt.span += real && emin[h] != 1000 && emax[h] - emin[h] > (F == QFormat::MXINT4 ? 9 : 8);
-          if (a.out.chunk_scales) a.out.chunk_scales[c * Mp + rows[h]] = real ? dev::pow2i(emax[h]) : 0.0f;
+      for (int h = 0; h < 2; ++h) {
+        const int row = rows[h], off = row * K + col;
+        const float4* ap = reinterpret_cast<const float4*>(&As[team][slot][r + 8 * h][0]);
+        const float4 u = ap[0], v = ap[1];  // (amax, nz amax) of groups 0..3
+        const float cmax = tile::abs_max_nan(tile::abs_max_nan(u.x, u.z), tile::abs_max_nan(v.x, v.z));
+        const float cmin = fminf(fminf(u.y, u.w), fminf(v.y, v.w));
+        const int emax = tile::mx_exponent<F>(__float_as_uint(cmax));
+        if (g == 0 && q == 0 && row < nrows) {
+          const bool any_nz = cmin != __int_as_float(0x7F800000);
+          cnt.span += row < mrows && any_nz && emax - tile::mx_exponent<F>(__float_as_uint(cmin)) > (F == QFormat::MXINT4 ? 9 : 8);
+          if (csb) csb[row] = row < mrows ? dev::pow2i(emax) : 0.0f;
         }
-      // ---- pass B: encode with f = 2^(E_g - E_max) (q * f exact in E4M3 within the span) and write
-#pragma unroll
-      for (int g = 0; g < GPC; ++g) {
-        if (g >= ng) continue;
-        float y[2][P];
-        compute(x[g], g, y[0], y[1]);
-        const int64_t col = k0 + g * G + P * q;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int64_t row = rows[h];
-          if (row >= Mp) continue;
-          if (a.out.transformed && row < M) tile::store_floats<P>(a.out.transformed + row * K + col, y[h]);
-          uint32_t op[P / 4], codes;
-          tile::mx_encode<F, P, kCodes>(y[h], tile::mx_mul<F>(E[h][g]), dev::pow2i(E[h][g] - emax[h]), op, codes);
-          if (op8) tile::store_words<P / 4>(op8 + row * K + col, op);  // padding rows: x = 0 gives zeros
-          if (row >= M) continue;
-          if (kCodes) tile::store_codes<P>(a.out.codes + (row * K + col) / 2, codes);
-          if (a.out.scales && q == (g & 3)) a.out.scales[row * nbk + k0 / G + g] = uint8_t(E[h][g] + 127);
-        }
+        if (!active || row >= nrows) continue;
+        if (yb && row < mrows) tile::store_floats<P>(yb + off, y[h]);
+        const int E = tile::mx_exponent<F>(__float_as_uint(am[h]));
+        uint32_t op[P / 4], codes;
+        tile::mx_encode<F, P, kCodes>(y[h], tile::mx_mul<F>(E), dev::pow2i(E - emax), op, codes);
+        if (opb) tile::store_words<P / 4>(opb + off, op);
+        if (row >= mrows) continue;
+        if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
+        if (scalesb && q == 0) scalesb[row * nbk + k0 / G + g] = uint8_t(E + 127);
       }
     } else {
-      // ---- NVFP4: s = E4M3(g amax / 6), one pass
+      if (!active) continue;
 #pragma unroll
-      for (int g = 0; g < GPC; ++g) {
-        if (g >= ng) continue;
-        float y[2][P];
-        compute(x[g], g, y[0], y[1]);
-        const int64_t col = k0 + g * G + P * q;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const float amax = tile::group_amax<P>(y[h]);
-          const int64_t row = rows[h];
-          if (row >= Mp) continue;
-          const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
-          const uint32_t scode = dev::e4m3_encode_sat(t);
-          const float sc = dev::e4m3_decode(scode);
-          const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
-          uint32_t op[P / 2], codes;
-          tile::nv_encode<P, kCodes>(y[h], a.g, sc, rinv, op, codes);
-          if (op8) tile::store_words<P / 2>(op8 + (row * K + col) * 2, op);
-          if (row >= M) continue;
-          if (q == 0) {
-            cnt.overflow += t > 448.0f;
-            cnt.nonfinite += __float_as_uint(amax) >= 0x7F800000u;
-          }
-          if (kCodes) tile::store_codes<P>(a.out.codes + (row * K + col) / 2, codes);
-          if (a.out.scales && q == (g & 3)) a.out.scales[row * nbk + k0 / G + g] = uint8_t(scode);
-          if (a.out.transformed) tile::store_floats<P>(a.out.transformed + row * K + col, y[h]);
+      for (int h = 0; h < 2; ++h) {
+        const float amax = tile::group_amax<P>(y[h]);
+        const int row = rows[h], off = row * K + col;
+        if (row >= nrows) continue;
+        const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
+        const uint32_t scode = dev::e4m3_encode_sat(t);
+        const float sc = dev::e4m3_decode(scode);
+        const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
+        uint32_t op[P / 2], codes;
+        tile::nv_encode<P, kCodes>(y[h], a.g, sc, rinv, op, codes);
+        if (opb) tile::store_words<P / 2>(opb + size_t(off) * 2, op);
+        if (row >= mrows) continue;
+        if (q == 0) {
+          cnt.overflow += t > 448.0f;
+          cnt.nonfinite += __float_as_uint(amax) >= 0x7F800000u;
         }
+        if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
+        if (scalesb && q == 0) scalesb[row * nbk + k0 / G + g] = uint8_t(scode);
+        if (yb) tile::store_floats<P>(yb + off, y[h]);
       }
     }
   }
@@ -176,11 +168,9 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 3) chunk_quantize_
 
 template <QFormat F, int kTerms, bool kCodes>
 cudaError_t launch(const KernelArgs& args, cudaStream_t stream) {
-  using S = tile::Shape<F>;
-  const size_t smem = size_t(kTerms) * S::GPC * S::WB * 32 * sizeof(uint32_t);  // <= 24 KiB
   const int64_t tiles = detail::ceil_div(operand_rows(args.M), 16);
   const dim3 grid(unsigned(detail::ceil_div(args.K, kChunk)), unsigned(detail::ceil_div(tiles, kTilesPerCta)));
-  chunk_quantize_kernel<F, kTerms, kCodes><<<grid, kThreads, smem, stream>>>(args);
+  team_quantize_kernel<F, kTerms, kCodes><<<grid, kThreads, 0, stream>>>(args);
   return cudaGetLastError();
 }
 
@@ -212,6 +202,8 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
   if (out.chunk_scales && cfg.format == QFormat::NVFP4)
     return detail::fail(cudaErrorInvalidValue, "%s: nvfp4 has no chunk scales (its operand is bf16)", fn);
   if (M == 0) return cudaSuccess;
+  if (K >= (int64_t(1) << 22))
+    return detail::fail(cudaErrorInvalidValue, "%s: K = %lld not below 2^22 (the kernel's offsets are 32-bit)", fn, (long long)K);
   if (detail::ceil_div(operand_rows(M), 16 * kTilesPerCta) > 65535)
     return detail::fail(cudaErrorInvalidValue, "%s: M = %lld above %d rows", fn, (long long)M, 65535 * 16 * kTilesPerCta);
   const KernelArgs args{x, M, K, t.T, t.num_blocks == 1, cfg.nvfp4_global, out};

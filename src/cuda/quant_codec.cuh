@@ -13,11 +13,12 @@ namespace wush {
 namespace cuda {
 namespace dev {
 
-// Exact 2^e for e >= -149 (subnormals included), 0 below; e <= 127.
+// Exact 2^e for e >= -149 (subnormals included), 0 below; e <= 127. Branch-free: the normal part
+// 2^max(e, -126) times 2^(e + 126) (in [2^-23, 1) or rounding to 0) when e is below -126.
 __device__ __forceinline__ float pow2i(int e) {
-  if (e >= -126) return __int_as_float((e + 127) << 23);
-  if (e >= -149) return __int_as_float(1 << (e + 149));
-  return 0.0f;
+  const float n = __int_as_float((max(e, -126) + 127) << 23);
+  const float sub = __int_as_float((max(e + 126, -127) + 127) << 23);  // 2^(e + 126) or +0
+  return e < -126 ? __fmul_rn(n, sub) : n;
 }
 
 // floor(log2 a) + offset, clamped to E8M0's exponents [-127, 127]; a >= 0 given as its bits.
@@ -69,10 +70,9 @@ struct GridRound {
   float r;  // the rounded value
   int k;    // r / sp
 };
-__device__ __forceinline__ GridRound round_to_spacing(float v, uint32_t c_bits) {
-  const float C = __uint_as_float(c_bits);
+__device__ __forceinline__ GridRound round_to_spacing(float v, float C) {
   const float sum = __fadd_rn(v, C);
-  return {__fsub_rn(sum, C), int(__float_as_uint(sum) - c_bits)};
+  return {__fsub_rn(sum, C), int(__float_as_uint(sum) - __float_as_uint(C))};
 }
 // E2M1 (§1, sat. at 6 by the caller: |v| <= 6): spacing 0.5 below 2, 1 in [2, 4), 2 from 4 on,
 // i.e. sp = 2^(e - 1) with e the exponent of max(|v|, 1). Equals e2m1_encode/e2m1_decode
@@ -81,7 +81,8 @@ __device__ __forceinline__ uint32_t e2m1_exp_bits(float v) {  // exponent bits o
   return max(__float_as_uint(v) & 0x7F800000u, 0x3F800000u);
 }
 __device__ __forceinline__ GridRound e2m1_round(float v, uint32_t ebits) {
-  return round_to_spacing(v, ebits + 0x0B400000u);  // 1.5 * 2^23 * 2^(e-1): exponent + 22
+  // C = 1.5 * 2^23 * 2^(e-1) = 2^e * 1.5 * 2^22: a product (fma pipe) rather than an integer add
+  return round_to_spacing(v, __fmul_rn(__uint_as_float(ebits), 6291456.0f));
 }
 // Code of a rounded E2M1 value: |k| counts spacings; offset 2e for spacing 2^(e-1); sign bit 3
 // only for nonzero values.
@@ -90,7 +91,7 @@ __device__ __forceinline__ uint32_t e2m1_code(const GridRound& q, uint32_t ebits
   return mag | (q.k < 0 ? 8u : 0u);
 }
 // int4 (MXINT4): spacing 1, |v| clamped to [-8, 7] by the caller; code = two's complement nibble.
-__device__ __forceinline__ GridRound int_round(float v) { return round_to_spacing(v, 0x4B400000u); }
+__device__ __forceinline__ GridRound int_round(float v) { return round_to_spacing(v, 12582912.0f); }  // 1.5 * 2^23
 
 // Packs 8 consecutive codes (4 bits each) of a group into one word: element 2i in the low nibble
 // of byte i (the layout of `codes`).

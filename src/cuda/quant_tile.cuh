@@ -1,6 +1,5 @@
-// One warp's 16-row tile of the fused quantizer (v3): the register layout of the transform on
-// tensor cores and the group codecs on that layout, shared by the chunk-operand kernel
-// (fused_quantize.cu) and the row-operand kernel (row_quantize.cu).
+// One warp's 16-row tile of the fused quantizer (v3, fused_quantize.cu): the register layout of
+// the transform on tensor cores and the group codecs on that layout.
 //
 // Layout (REFERENCE.md §2 x~_j = T_j x_j as one mma.sync.m16n8k16 bf16 -> fp32 per 16 rows x 8
 // outputs x 16 inputs): lane (r = lane / 4, q = lane % 4) of a warp owns rows r and r + 8 of the
@@ -42,7 +41,6 @@ struct Shape {
   static constexpr int KS = G / 16;      // k-steps of a group
   static constexpr int GPC = 128 / G;    // groups per 128-chunk
   static constexpr int WB = NT * W;      // B words per lane and group (per split term)
-  static constexpr int WB4 = WB / 4;     // ... as uint4
 };
 
 // Words of one group of the lane's two rows.
