@@ -84,6 +84,21 @@ TEST(QuantLinearCuda, LayerMatchesSimulationOnBf16Inputs) {
         ASSERT_EQ(got.sizes(), ref.sizes());
         ASSERT_TRUE(at::isfinite(got).all().item<bool>());
         EXPECT_LT(rel_l2(got, ref), 1e-4) << wush::format_name(f) << " transform " << tr << " R=" << R << " C=" << C;
+        // bf16 in -> bf16 out (the GEMM writes bf16): the same values to bf16's precision
+        at::Tensor got16 = l.forward(x.cuda().to(at::kBFloat16));
+        EXPECT_EQ(got16.scalar_type(), at::kBFloat16);
+        EXPECT_LT(rel_l2(got16.cpu().to(at::kFloat), ref), 4e-3) << wush::format_name(f) << " bf16 out";
+        if (f == wush::Format::NVFP4) continue;
+        // WUSH_W4A4=row (MX): folded operands + the row-wise GEMM; Gaussian rows fold exactly
+        ::setenv("WUSH_W4A4", "row", 1);
+        wush::QuantLinear lr = make_layer(f, tr, R, C, uint64_t(R * 7 + C + tr));
+        const wush::CudaW4A4Stats before = wush::cuda_w4a4_stats();
+        at::Tensor got_row = lr.forward(x.cuda()).cpu();
+        ::unsetenv("WUSH_W4A4");
+        const wush::CudaW4A4Stats after = wush::cuda_w4a4_stats();
+        EXPECT_EQ(after.row_calls, before.row_calls + 1) << "the row path did not run";
+        EXPECT_EQ(after.inexact_rows, before.inexact_rows);
+        EXPECT_LT(rel_l2(got_row, ref), 1e-4) << wush::format_name(f) << " row path, transform " << tr;
       }
 }
 

@@ -143,7 +143,11 @@ wush::cli::Register reg("eval", "perplexity, zero-shot tasks and KL divergence o
                   "exact span, %lld NVFP4 scale overflows\n",
                   (long long)st.calls, (long long)st.span_exceeded_chunks, (long long)st.scale_overflow_groups);
       out["cuda_w4a4"] = {{"calls", st.calls}, {"span_exceeded_chunks", st.span_exceeded_chunks},
-                          {"scale_overflow_groups", st.scale_overflow_groups}};
+                          {"scale_overflow_groups", st.scale_overflow_groups}, {"row_calls", st.row_calls},
+                          {"inexact_rows", st.inexact_rows}};
+      if (st.row_calls > 0)
+        std::printf("W4A4 row path (WUSH_W4A4=row): %lld calls, %lld activation rows beyond the exact span\n",
+                    (long long)st.row_calls, (long long)st.inexact_rows);
     }
     if (!a->json.empty()) wush::cli::write_json(a->json, out);
     return 0;

@@ -49,29 +49,40 @@ void check_cuda(cudaError_t e, const std::string& what) {
   WUSH_CHECK(e == cudaSuccess, "%s: %s", what.c_str(), cuda::last_error_message());
 }
 
-// GEMM plans by (kind, M, N, K, alpha): layers of one shape share a plan (each holds a workspace).
-cuda::GemmPlan* cached_plan(cuda::GemmKind kind, int64_t M, int64_t N, int64_t K, float alpha) {
+// GEMM plans by (kind, M, N, K, alpha, output type): layers of one shape share a plan (each holds
+// a workspace).
+cuda::GemmPlan* cached_plan(cuda::GemmKind kind, int64_t M, int64_t N, int64_t K, float alpha, cuda::OutType out) {
   static std::mutex mu;
-  static std::map<std::tuple<int, int64_t, int64_t, int64_t, float>, cuda::GemmPlan*> plans;
+  static std::map<std::tuple<int, int64_t, int64_t, int64_t, float, int>, cuda::GemmPlan*> plans;
   std::lock_guard<std::mutex> lk(mu);
-  auto key = std::make_tuple(int(kind), M, N, K, alpha);
+  auto key = std::make_tuple(int(kind), M, N, K, alpha, int(out));
   auto it = plans.find(key);
   if (it != plans.end()) return it->second;
   cuda::GemmPlan* p = nullptr;
-  check_cuda(cuda::gemm_plan_create(&p, kind, M, N, K, alpha, cuda::OutType::FP32), "W4A4 GEMM plan");
+  check_cuda(cuda::gemm_plan_create(&p, kind, M, N, K, alpha, out), "W4A4 GEMM plan");
   return plans[key] = p;
 }
 
-// Kernel counters of the process, on the device (accumulated by every call).
+// Kernel counters of the process, on the device (accumulated by every call): the kernels'
+// kNumCounters, then the row path's inexact activation rows.
+constexpr int kInexactRows = cuda::kNumCounters;
 at::Tensor& device_counters(at::Device dev) {
   static std::mutex mu;
   static std::map<int, at::Tensor> c;
   std::lock_guard<std::mutex> lk(mu);
   at::Tensor& t = c[dev.index()];
-  if (!t.defined()) t = at::zeros({cuda::kNumCounters}, at::TensorOptions().dtype(at::kLong).device(dev));
+  if (!t.defined()) t = at::zeros({cuda::kNumCounters + 1}, at::TensorOptions().dtype(at::kLong).device(dev));
   return t;
 }
-int64_t g_calls = 0;
+
+// WUSH_W4A4=row: MX layers run the row-wise FP8 GEMM (one scale per row, REFERENCE §7's exact-span
+// rule applied to whole rows) on folded operands; exact only where a row's group exponents span
+// at most exact_span, so it is opt-in (inexact activation rows are counted).
+bool row_path_requested() {
+  const char* env = std::getenv("WUSH_W4A4");
+  return env && std::string(env) == "row";
+}
+int64_t g_calls = 0, g_row_calls = 0;
 
 }  // namespace
 
@@ -81,8 +92,10 @@ struct CudaW4A4State {
   cuda::GemmKind kind = cuda::GemmKind::FP8_VEC128;
   float alpha = 1.0f;
   int64_t R = 0, Cp = 0;
-  at::Tensor w_operand, w_chunk, T, bias;
+  at::Tensor w_operand, w_chunk, T, bias, bias_bf16;
   bool T_bf16 = false;  // T holds bf16 values (REFERENCE §2): one MMA term in the kernel
+  bool row = false;     // row path (WUSH_W4A4=row, MX formats, every weight row folds exactly)
+  at::Tensor w_row, w_row_scales;
 };
 
 bool cuda_w4a4_supported(const QuantLinear& l) {
@@ -134,7 +147,20 @@ static std::shared_ptr<CudaW4A4State> build_state(const QuantLinear& l, at::Devi
     s->T = l.T.to(dev, at::kFloat).contiguous();
     s->T_bf16 = at::equal(s->T, s->T.to(at::kBFloat16).to(at::kFloat));
   }
-  if (l.bias.defined()) s->bias = l.bias.to(dev, at::kFloat);
+  if (l.bias.defined()) {
+    s->bias = l.bias.to(dev, at::kFloat);
+    s->bias_bf16 = s->bias.to(at::kBFloat16);
+  }
+  if (mx && row_path_requested()) {
+    s->w_row = at::empty({Np, s->Cp}, opt.dtype(at::kByte));
+    s->w_row_scales = at::empty({Np}, opt.dtype(at::kFloat));
+    at::Tensor inexact = at::zeros({1}, opt.dtype(at::kLong));
+    check_cuda(cuda::fold_rows_cuda(s->w_operand.data_ptr<uint8_t>(), s->w_chunk.data_ptr<float>(), s->R, s->Cp,
+                                    s->w_row.data_ptr<uint8_t>(), s->w_row_scales.data_ptr<float>(),
+                                    reinterpret_cast<unsigned long long*>(inexact.data_ptr<int64_t>()), 0),
+               l.name + ": weight row fold");
+    s->row = inexact.item<int64_t>() == 0;  // otherwise this layer keeps the exact VEC128 path
+  }
   return s;
 }
 
@@ -163,14 +189,30 @@ at::Tensor cuda_w4a4_forward(const QuantLinear& l, std::shared_ptr<CudaW4A4State
   check_cuda(cuda::fused_transform_quantize_cuda(reinterpret_cast<const __nv_bfloat16*>(xb.data_ptr()), n, s.Cp, ts,
                                                  s.act_cfg, qo, 0),
              l.name + ": transform + quantize");
-  cuda::GemmPlan* plan = cached_plan(s.kind, n, s.R, s.Cp, s.alpha);
-  at::Tensor y = at::empty({cuda::gemm_out_rows(s.kind, n), s.R}, opt.dtype(at::kFloat));
-  check_cuda(cuda::gemm_run(plan, a_op.data_ptr(), mx ? a_chunk.data_ptr() : nullptr, s.w_operand.data_ptr(),
-                            mx ? s.w_chunk.data_ptr() : nullptr, y.data_ptr(), 0),
-             l.name + ": W4A4 GEMM");
+  // bf16 in (a bf16 model): bf16 out, as the BF16 layer it replaces; otherwise fp32.
+  const bool out_bf16 = x.scalar_type() == at::kBFloat16;
+  const cuda::OutType ot = out_bf16 ? cuda::OutType::BF16 : cuda::OutType::FP32;
+  const cuda::GemmKind kind = s.row ? cuda::GemmKind::FP8_ROWWISE : s.kind;
+  cuda::GemmPlan* plan = cached_plan(kind, n, s.R, s.Cp, s.alpha, ot);
+  at::Tensor y = at::empty({cuda::gemm_out_rows(kind, n), s.R}, opt.dtype(out_bf16 ? at::kBFloat16 : at::kFloat));
+  if (s.row) {
+    at::Tensor a_row = at::empty({Mp, s.Cp}, opt.dtype(at::kByte)), a_rs = at::empty({Mp}, opt.dtype(at::kFloat));
+    check_cuda(cuda::fold_rows_cuda(a_op.data_ptr<uint8_t>(), a_chunk.data_ptr<float>(), n, s.Cp, a_row.data_ptr<uint8_t>(),
+                                    a_rs.data_ptr<float>(),
+                                    reinterpret_cast<unsigned long long*>(counters.data_ptr<int64_t>() + kInexactRows), 0),
+               l.name + ": activation row fold");
+    check_cuda(cuda::gemm_run(plan, a_row.data_ptr(), a_rs.data_ptr(), s.w_row.data_ptr(), s.w_row_scales.data_ptr(),
+                              y.data_ptr(), 0),
+               l.name + ": W4A4 row-wise GEMM");
+  } else {
+    check_cuda(cuda::gemm_run(plan, a_op.data_ptr(), mx ? a_chunk.data_ptr() : nullptr, s.w_operand.data_ptr(),
+                              mx ? s.w_chunk.data_ptr() : nullptr, y.data_ptr(), 0),
+               l.name + ": W4A4 GEMM");
+  }
   ++g_calls;
+  if (s.row) ++g_row_calls;
   y = y.narrow(0, 0, n);
-  if (s.bias.defined()) y = y + s.bias;
+  if (s.bias.defined()) y = y + (out_bf16 ? s.bias_bf16 : s.bias);
   lead.push_back(s.R);
   return y.reshape(lead);
 }
@@ -178,10 +220,12 @@ at::Tensor cuda_w4a4_forward(const QuantLinear& l, std::shared_ptr<CudaW4A4State
 CudaW4A4Stats cuda_w4a4_stats() {
   CudaW4A4Stats st;
   st.calls = g_calls;
+  st.row_calls = g_row_calls;
   if (at::hasCUDA()) {
     at::Tensor c = device_counters(at::Device(at::kCUDA, 0)).cpu();
     st.span_exceeded_chunks = c[cuda::kSpanExceeded].item<int64_t>();
     st.scale_overflow_groups = c[cuda::kScaleOverflow].item<int64_t>();
+    st.inexact_rows = c[kInexactRows].item<int64_t>();
   }
   return st;
 }

@@ -22,13 +22,17 @@ bool cuda_w4a4_supported(const QuantLinear& l);
 // Device state of one layer: weight operand, scales, transform (built on first use).
 struct CudaW4A4State;
 
-// x [..., C] on a CUDA device -> y [..., R] fp32, bias added. Requires cuda_w4a4_supported(l).
+// x [..., C] on a CUDA device -> y [..., R], bias added: bf16 for a bf16 x, fp32 otherwise.
+// WUSH_W4A4=row: MX layers use the row-wise FP8 GEMM (faster, exact only where each row's group
+// exponents span at most exact_span; inexact activation rows are counted in the stats).
+// Requires cuda_w4a4_supported(l).
 at::Tensor cuda_w4a4_forward(const QuantLinear& l, std::shared_ptr<CudaW4A4State>& state, const at::Tensor& x);
 
 // Counters summed over every cuda_w4a4_forward of the process (the kernels' span and overflow
 // counts; read back once per call, so they cost a synchronization).
 struct CudaW4A4Stats {
   int64_t calls = 0, span_exceeded_chunks = 0, scale_overflow_groups = 0;
+  int64_t row_calls = 0, inexact_rows = 0;  // WUSH_W4A4=row: row-wise GEMM calls, activation rows not exact
 };
 CudaW4A4Stats cuda_w4a4_stats();
 
