@@ -2,7 +2,7 @@
 // read of the bf16 activations, one write of each requested output.
 //
 // Work split (v3, docs/results/gpu8.md "Session 4"): a CTA of 8 warps owns one 128-wide chunk c
-// of K and up to 32 tiles of 16 rows. Warp w owns group g = w % GPC of the chunk for all of the
+// of K and up to 32 tiles of 16 rows (fewer when the grid would not fill 4 CTAs per SM). Warp w owns group g = w % GPC of the chunk for all of the
 // CTA's tiles (MX: 2 teams of 4 warps take alternate tiles; NVFP4: one team of 8), so the
 // transform's B fragments are loaded once into registers and each tile is transformed once, on
 // the tensor cores (quant_tile.cuh: the lane keeps the 2 x P elements it loaded). Nothing but the
@@ -23,7 +23,7 @@ namespace {
 using detail::kChunk;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kTilesPerCta = 32;  // 16-row tiles per CTA: 16 per MX team
+constexpr int kMaxTilesPerCta = 32;  // 16-row tiles per CTA (fewer when the grid would not fill the GPU)
 
 struct KernelArgs {
   const __nv_bfloat16* x;
@@ -32,6 +32,7 @@ struct KernelArgs {
   bool shared_T;  // one matrix for every block (Hadamard)
   float g;        // NVFP4 global scale
   QuantizeOutputs out;
+  int tpc;        // 16-row tiles per CTA
 };
 
 // Per-thread counts over all tiles; one atomic per warp at the end.
@@ -58,8 +59,8 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   const int ng = (K - k0 < kChunk ? K - k0 : kChunk) / G;
   const bool active = g < ng;  // warp-uniform; an inactive MX warp still takes part in the exchange
   // Rows of this CTA: [row0, row0 + nrows); offsets below are relative to row0 (32-bit: nrows K < 2^31).
-  const int64_t Mp = operand_rows(a.M), row0 = int64_t(blockIdx.y) * kTilesPerCta * 16;
-  const int nrows = int(Mp - row0 < kTilesPerCta * 16 ? Mp - row0 : kTilesPerCta * 16);
+  const int64_t Mp = operand_rows(a.M), row0 = int64_t(blockIdx.y) * a.tpc * 16;
+  const int nrows = int(Mp - row0 < a.tpc * 16 ? Mp - row0 : a.tpc * 16);
   const int mrows = int(a.M - row0 < nrows ? a.M - row0 : nrows);  // real (non-padding) rows
   const int col = k0 + g * G + P * q;
   const __nv_bfloat16* const xb = a.x + row0 * K;
@@ -107,7 +108,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
         am[h] = active ? tile::group_amax<P>(y[h]) : 0.0f;
         const uint32_t ab = __float_as_uint(am[h]);
         if (q == 0 && rows[h] < mrows) cnt.nonfinite += ab >= 0x7F800000u;
-        const bool nz = tile::mx_nonzero<F>(ab, tile::mx_mul<F>(tile::mx_exponent<F>(ab)));
+        const bool nz = tile::mx_nonzero<F>(ab, tile::mx_exponent<F>(ab));
         if (q == 0) As[team][slot][r + 8 * h][g] = make_float2(am[h], nz ? am[h] : __int_as_float(0x7F800000));
       }
       team_barrier(1 + team, GPC * 32);
@@ -128,7 +129,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
         if (yb && row < mrows) tile::store_floats<P>(yb + off, y[h]);
         const int E = tile::mx_exponent<F>(__float_as_uint(am[h]));
         uint32_t op[P / 4], codes;
-        tile::mx_encode<F, P, kCodes>(y[h], tile::mx_mul<F>(E), dev::pow2i(E - emax), op, codes);
+        tile::mx_encode<F, P, kCodes>(y[h], tile::mx_mul<F>(E), tile::mx_factor(E - emax), op, codes);
         if (opb) tile::store_words<P / 4>(opb + off, op);
         if (row >= mrows) continue;
         if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
@@ -169,7 +170,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
 template <QFormat F, int kTerms, bool kCodes>
 cudaError_t launch(const KernelArgs& args, cudaStream_t stream) {
   const int64_t tiles = detail::ceil_div(operand_rows(args.M), 16);
-  const dim3 grid(unsigned(detail::ceil_div(args.K, kChunk)), unsigned(detail::ceil_div(tiles, kTilesPerCta)));
+  const dim3 grid(unsigned(detail::ceil_div(args.K, kChunk)), unsigned(detail::ceil_div(tiles, args.tpc)));
   team_quantize_kernel<F, kTerms, kCodes><<<grid, kThreads, 0, stream>>>(args);
   return cudaGetLastError();
 }
@@ -204,9 +205,18 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
   if (M == 0) return cudaSuccess;
   if (K >= (int64_t(1) << 22))
     return detail::fail(cudaErrorInvalidValue, "%s: K = %lld not below 2^22 (the kernel's offsets are 32-bit)", fn, (long long)K);
-  if (detail::ceil_div(operand_rows(M), 16 * kTilesPerCta) > 65535)
-    return detail::fail(cudaErrorInvalidValue, "%s: M = %lld above %d rows", fn, (long long)M, 65535 * 16 * kTilesPerCta);
-  const KernelArgs args{x, M, K, t.T, t.num_blocks == 1, cfg.nvfp4_global, out};
+  if (detail::ceil_div(operand_rows(M), 16 * kMaxTilesPerCta) > 65535)
+    return detail::fail(cudaErrorInvalidValue, "%s: M = %lld above %d rows", fn, (long long)M, 65535 * 16 * kMaxTilesPerCta);
+  // Tiles per CTA: as many as keep >= 4 CTAs per SM busy (the kernel's occupancy), at most 32.
+  static const int sms = [] {
+    int dev = 0, n = 132;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n;
+  }();
+  const int64_t tiles = detail::ceil_div(operand_rows(M), 16), chunks = detail::ceil_div(K, kChunk);
+  const int tpc = int(std::min<int64_t>(kMaxTilesPerCta, std::max<int64_t>(2, tiles * chunks / (4 * sms))));
+  const KernelArgs args{x, M, K, t.T, t.num_blocks == 1, cfg.nvfp4_global, out, (tpc + 1) / 2 * 2};
   const int terms = detail::transform_terms(t);
   cudaError_t e = cudaSuccess;
   switch (cfg.format) {

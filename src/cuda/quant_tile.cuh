@@ -152,15 +152,22 @@ __device__ __forceinline__ int mx_exponent(uint32_t abits) {
 }
 template <QFormat F>
 __device__ __forceinline__ float mx_mul(int E) {
-  if (F == QFormat::MXFP4) return E == -127 ? 0.0f : 3.0f * dev::pow2i(-E);
-  return dev::pow2i(-E);
+  // 2^-E is normal for E <= 126; E = 127 (amax >= 2^127, Inf or NaN) only for MXFP4: 3 * 2^-127.
+  if (F == QFormat::MXFP4) return E == -127 ? 0.0f : (E < 127 ? 3.0f * __int_as_float((127 - E) << 23) : 3.0f * 0x1p-127f);
+  return __int_as_float((127 - E) << 23);  // E in [-127, 126]
 }
-// Whether any code of the group is nonzero (for the span rule): RNE gives a nonzero code iff
-// max |v| > 0.25 (E2M1) | 0.5 (int4); in the saturating case iff amax != 0.
+// 2^(E_g - E_max) for the operand, flushed to 0 below 2^-126: any |q| <= 8 times such a factor
+// rounds to a zero of E4M3 (smallest subnormal 2^-9) with the same sign, as the exact factor does.
+__device__ __forceinline__ float mx_factor(int d) { return __int_as_float(max(d + 127, 0) << 23); }
+// Whether any code of the group is nonzero (for the span rule). Away from the clamp at E = -127,
+// max |v| = amax 2^-E (x 3 for MXFP4) lies in [4, 8) ([3, 6)), so every nonzero group has a nonzero
+// code; at E = -127 MXFP4 saturates (nonzero iff amax != 0) and the others compare amax 2^127
+// with the rounding threshold (0.25 for E2M1, 0.5 for int4). A NaN group counts as all zero, as
+// amax * mul > threshold is false for it.
 template <QFormat F>
-__device__ __forceinline__ bool mx_nonzero(uint32_t abits, float mul) {
-  if (F == QFormat::MXFP4 && mul == 0.0f) return abits != 0;
-  return __fmul_rn(__uint_as_float(abits), mul) > (F == QFormat::MXINT4 ? 0.5f : 0.25f);
+__device__ __forceinline__ bool mx_nonzero(uint32_t abits, int E) {
+  if (F == QFormat::MXFP4 || E > -127) return abits != 0 && abits <= 0x7F800000u;  // a NaN amax: no
+  return __fmul_rn(__uint_as_float(abits), 0x1p127f) > (F == QFormat::MXINT4 ? 0.5f : 0.25f);
 }
 
 // P values of one MX group -> FP8 operand words (q * f, 4 per word, element i in byte i % 4) and,
