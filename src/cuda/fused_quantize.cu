@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   uint8_t* const opb = a.out.operand ? static_cast<uint8_t*>(a.out.operand) + row0 * K * (kMX ? 1 : 2) : nullptr;
   uint8_t* const codesb = a.out.codes ? a.out.codes + row0 * K / 2 : nullptr;
   uint8_t* const scalesb = a.out.scales ? a.out.scales + row0 * nbk : nullptr;
-  float* const yb = a.out.transformed ? a.out.transformed + row0 * K : nullptr;
+  float* const trb = a.out.transformed ? a.out.transformed + row0 * K : nullptr;
   float* const csb = a.out.chunk_scales ? a.out.chunk_scales + c * Mp + row0 : nullptr;
 
   uint32_t B[kT][WB];
@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
           if (csb) csb[row] = row < mrows ? dev::pow2i(emax) : 0.0f;
         }
         if (!active || row >= nrows) continue;
-        if (yb && row < mrows) tile::store_floats<P>(yb + off, y[h]);
+        if (trb && row < mrows) tile::store_floats<P>(trb + off, y[h]);
         const int E = tile::mx_exponent<F>(__float_as_uint(am[h]));
         uint32_t op[P / 4], codes;
         tile::mx_encode<F, P, kCodes>(y[h], tile::mx_mul<F>(E), tile::mx_factor(E - emax), op, codes);
@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
         }
         if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
         if (scalesb && q == 0) scalesb[row * nbk + k0 / G + g] = uint8_t(scode);
-        if (yb) tile::store_floats<P>(yb + off, y[h]);
+        if (trb) tile::store_floats<P>(trb + off, y[h]);
       }
     }
   }

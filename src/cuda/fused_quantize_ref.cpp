@@ -1,8 +1,10 @@
-// Scalar host references of the CUDA kernels (STYLE.md §4): fused_transform_quantize_ref and
-// prepare_weight_operand_ref. They follow REFERENCE.md §1 literally and in the kernels'
-// operation order (every fp32 rounding happens at the same place), with codecs written
-// independently of the device code (table searches instead of bit tricks), so that a test
-// comparing the two checks both.
+// Scalar host references of the CUDA kernels (STYLE.md §4): fused_transform_quantize_ref,
+// quantize_transformed_ref, prepare_weight_operand_ref and fold_rows_ref. They follow REFERENCE.md
+// §1 literally and in the kernels' operation order (every fp32 rounding happens at the same
+// place), with codecs written independently of the device code (table searches instead of bit
+// tricks), so that a test comparing the two checks both. The one exception is the transform's
+// sum, an fma chain in k order here and tensor-core MMAs (unspecified fp32 order) in the kernel:
+// quantize_transformed_ref takes the kernel's transformed values instead.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
