@@ -8,9 +8,9 @@ M="$M,sm__inst_executed.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,s
 M="$M,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,smsp__warps_active.avg.per_cycle_active"
 M="$M,regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio"
 for skip in 0 106 265; do
-  ncu --clock-control none -k regex:fused_quantize_kernel -s $skip -c 1 --metrics "$M" \
+  ncu --clock-control none -k regex:team_quantize_kernel -s $skip -c 1 --metrics "$M" \
     $B/w4a4_bench --quick --quant-only 2>&1 | grep -vE "^\s*$|==PROF==|^\| |^fused|^D2D|^device|^wush"
-done | tee "$OUT/ncu.txt" | grep -E "fused_quantize_kernel|duration|per_second|issue_active|inst_executed|dram__|bank|warps_active| [0-9.]+$" \
+done | tee "$OUT/ncu.txt" | grep -E "team_quantize_kernel|duration|per_second|issue_active|inst_executed|dram__|bank|warps_active| [0-9.]+$" \
   | awk '$NF+0 >= 0.05 || !/stalled/' | cut -c1-150
 OBJ=$(find $B -name 'fused_quantize.cu.o' | head -1)
 FN=$(cuobjdump -sass "$OBJ" | grep -o 'Function : \S*QFormatE0ELb1E\S*' | head -1 | cut -d' ' -f3)
