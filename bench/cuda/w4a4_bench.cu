@@ -119,9 +119,7 @@ int main(int argc, char** argv) {
     random_bf16(x, size_t(M * K), 1);
     float* Tpb = dalloc<float>(size_t(K / 32) * 32 * 32);
     fill_T<<<256, 256>>>(Tpb, size_t(K / 32) * 32 * 32, 2, 1.0f / std::sqrt(32.0f));
-    std::vector<float> H(32 * 32);
-    for (int i = 0; i < 32; ++i)
-      for (int k = 0; k < 32; ++k) H[i * 32 + k] = __bfloat162float(__float2bfloat16_rn((__builtin_popcount(i & k) & 1 ? -1.f : 1.f) / std::sqrt(32.f)));
+    const std::vector<float> H = hadamard32();
     float* Th = dalloc<float>(H.size());
     CK(cudaMemcpy(Th, H.data(), H.size() * 4, cudaMemcpyHostToDevice));
     float* Tpb16 = dalloc<float>(size_t(K / 16) * 16 * 16);

@@ -80,14 +80,6 @@ cudaError_t time_us(const std::function<cudaError_t(int)>& fn, int inner, int re
 // Launches per batch: about 2 ms of work per batch, at least 1.
 int inner_for(double flops) { return int(std::clamp(2e-3 / (flops / 400e12 + 8e-6), 1.0, 50.0)); }
 
-// Normalised Walsh-Hadamard matrix of order 32 (the shared transform).
-std::vector<float> hadamard32() {
-  std::vector<float> H(32 * 32);
-  for (int i = 0; i < 32; ++i)
-    for (int k = 0; k < 32; ++k) H[i * 32 + k] = __bfloat162float(__float2bfloat16_rn((__builtin_popcount(i & k) & 1 ? -1.f : 1.f) / std::sqrt(32.f)));  // bf16 values (REFERENCE §2)
-  return H;
-}
-
 cudaError_t ceilings(int reps, KernelBenchResult* out) {
   const size_t copy_bytes = size_t(1) << 30;
   Buf src, dst;
