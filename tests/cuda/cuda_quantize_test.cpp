@@ -32,25 +32,42 @@ const char* tkind_name(TKind t) {
   return "?";
 }
 
-// Largest |y - y64| / (2^-16 sum_k |T_ik x_k|) over all outputs (y64: the float64 transform);
-// fp32 accumulation of <= 3 x 32 exact products errs by at most ~96 ulps of that sum: < 1.
-double transform_error(const std::vector<uint16_t>& x, const std::vector<float>& T, int64_t nT, int G, int64_t M,
-                       int64_t K, const std::vector<float>& y) {
-  double worst = 0;
+// The float64 transform y64 = T_j x_j of every row and block, and sum_k |T_ik x_k| per output
+// (identity when T is empty: y64 = x).
+void transform64(const std::vector<uint16_t>& x, const std::vector<float>& T, int64_t nT, int G, int64_t M, int64_t K,
+                 std::vector<double>* y64, std::vector<double>* mag) {
+  y64->assign(size_t(M * K), 0.0);
+  mag->assign(size_t(M * K), 0.0);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t j = 0; j < K / G; ++j) {
-      const float* Tj = T.data() + (nT == 1 ? 0 : j) * G * G;
+      const float* Tj = T.empty() ? nullptr : T.data() + (nT == 1 ? 0 : j) * G * G;
       for (int i = 0; i < G; ++i) {
-        double s = 0, a = 0;
+        const size_t o = size_t(m * K + j * G + i);
+        if (!Tj) {
+          (*y64)[o] = bf2f(x[o]);
+          (*mag)[o] = std::fabs((*y64)[o]);
+          continue;
+        }
         for (int k = 0; k < G; ++k) {
           const double p = double(Tj[i * G + k]) * bf2f(x[size_t(m * K + j * G + k)]);
-          s += p;
-          a += std::fabs(p);
+          (*y64)[o] += p;
+          (*mag)[o] += std::fabs(p);
         }
-        const double err = std::fabs(double(y[size_t(m * K + j * G + i)]) - s);
-        if (err > 0) worst = std::max(worst, a > 0 ? err / (std::ldexp(a, -16)) : 1e30);
       }
     }
+}
+
+// Largest |y - y64| / (2^-16 sum_k |T_ik x_k|) over all outputs; fp32 accumulation of <= 3 x 32
+// exact products errs by at most ~96 ulps of that sum: < 1.
+double transform_error(const std::vector<uint16_t>& x, const std::vector<float>& T, int64_t nT, int G, int64_t M,
+                       int64_t K, const std::vector<float>& y) {
+  std::vector<double> y64, mag;
+  transform64(x, T, nT, G, M, K, &y64, &mag);
+  double worst = 0;
+  for (size_t o = 0; o < y.size(); ++o) {
+    const double err = std::fabs(double(y[o]) - y64[o]);
+    if (err > 0) worst = std::max(worst, mag[o] > 0 ? err / std::ldexp(mag[o], -16) : 1e30);
+  }
   return worst;
 }
 
@@ -118,19 +135,11 @@ void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outp
   if (T.empty() || exact_ref) {
     fused_transform_quantize_ref(x.data(), M, K, TransformSpec{T.empty() ? nullptr : T.data(), ts.num_blocks}, cfg,
                                  hout);
-    // the reference's own transformed values (identity: x itself)
-    ref->transformed.resize(size_t(M * K));
-    for (size_t i = 0; i < ref->transformed.size(); ++i) ref->transformed[i] = bf2f(x[i]);
-    if (!T.empty()) {
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t j = 0; j < nb; ++j)
-          for (int i = 0; i < G; ++i) {
-            const float* Tj = T.data() + (ts.num_blocks == 1 ? 0 : j) * G * G;
-            float acc = 0.0f;
-            for (int k = 0; k < G; ++k) acc = std::fma(Tj[i * G + k], bf2f(x[size_t(m * K + j * G + k)]), acc);
-            ref->transformed[size_t(m * K + j * G + i)] = acc;
-          }
-    }
+    // the exact transformed values: x itself, or (exact_ref data) the float64 transform, which
+    // every summation order reaches
+    std::vector<double> y64, mag;
+    transform64(x, T, ts.num_blocks, G, M, K, &y64, &mag);
+    ref->transformed.assign(y64.begin(), y64.end());
   } else {
     quantize_transformed_ref(gpu->transformed.data(), M, K, cfg, hout);
     ref->transformed = gpu->transformed;
