@@ -75,12 +75,15 @@ at::Tensor& device_counters(at::Device dev) {
   return t;
 }
 
-// WUSH_W4A4=row: MX layers run the row-wise FP8 GEMM (one scale per row, REFERENCE §7's exact-span
-// rule applied to whole rows) on folded operands; exact only where a row's group exponents span
-// at most exact_span, so it is opt-in (inexact activation rows are counted).
-bool row_path_requested() {
+// WUSH_W4A4 (empty when unset):
+//   sim       force the simulation (comparisons); sim-bf16: the same with bf16-rounded inputs,
+//             what the real kernels compute (QuantLinear::forward)
+//   row       MX layers run the row-wise FP8 GEMM (one scale per row, REFERENCE §7's exact-span
+//             rule applied to whole rows) on folded operands; exact only where a row's group
+//             exponents span at most exact_span, so it is opt-in (inexact activation rows counted)
+std::string w4a4_mode() {
   const char* env = std::getenv("WUSH_W4A4");
-  return env && std::string(env) == "row";
+  return env ? env : "";
 }
 int64_t g_calls = 0, g_row_calls = 0;
 
@@ -99,10 +102,8 @@ struct CudaW4A4State {
 };
 
 bool cuda_w4a4_supported(const QuantLinear& l) {
-  const char* env = std::getenv("WUSH_W4A4");
-  // sim: force the simulation (comparisons); sim-bf16: the same with bf16-rounded inputs, what the
-  // real kernels compute (QuantLinear::forward)
-  if (env && (std::string(env) == "sim" || std::string(env) == "sim-bf16")) return false;
+  const std::string mode = w4a4_mode();
+  if (mode == "sim" || mode == "sim-bf16") return false;
   cuda::QFormat f;
   if (!to_cuda_format(l.format, &f) || !l.quantize_acts || l.drop_pad || !l.weight.codes.defined()) return false;
   if (l.group != cuda::group_size(f) || l.weight.shape.size() != 2) return false;
@@ -151,7 +152,7 @@ static std::shared_ptr<CudaW4A4State> build_state(const QuantLinear& l, at::Devi
     s->bias = l.bias.to(dev, at::kFloat);
     s->bias_bf16 = s->bias.to(at::kBFloat16);
   }
-  if (mx && row_path_requested()) {
+  if (mx && w4a4_mode() == "row") {
     s->w_row = at::empty({Np, s->Cp}, opt.dtype(at::kByte));
     s->w_row_scales = at::empty({Np}, opt.dtype(at::kFloat));
     at::Tensor inexact = at::zeros({1}, opt.dtype(at::kLong));
