@@ -11,6 +11,15 @@
 // (double-buffered slots); then every lane encodes with f = 2^(E_g - E_max) and writes. The next
 // tile's x is prefetched into registers while the current one is computed. Offsets are 32-bit,
 // relative to the CTA's first row.
+//
+// The GEMM path (v4, gpu8.md "Session 5"): an MX quantizer asked for the FP8 operand and chunk
+// scales only, in a CTA of full tiles and a full chunk, streams x through a cp.async ring of
+// kStages tiles in shared memory (3 tiles per warp in flight instead of 1 in registers), checks
+// no bounds, and where all group amaxes of a tile lie in the normal range (every real-valued
+// activation tile) encodes with clamp-free scale arithmetic and the factor folded into the
+// rounding (tile::mx_encode_operand); it has half the instructions per tile of the general
+// path. Every other case, and any tile with a zero, subnormal, huge or non-finite group, takes
+// the general path, which writes every output (tests: both bit-identical to the reference).
 #include <algorithm>
 
 #include "cuda/internal.h"
@@ -23,7 +32,8 @@ namespace {
 using detail::kChunk;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMaxTilesPerCta = 32;  // 16-row tiles per CTA (fewer when the grid would not fill the GPU)
+constexpr int kMaxTilesPerCta = 32;
+constexpr int kStages = 4;  // the fast path's ring of x tiles in shared memory  // 16-row tiles per CTA (fewer when the grid would not fill the GPU)
 
 struct KernelArgs {
   const __nv_bfloat16* x;
@@ -51,7 +61,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   constexpr int kT = kTerms > 0 ? kTerms : 1;
   constexpr bool kMX = F != QFormat::NVFP4;
   constexpr int kTeams = kWarps / GPC;  // MX: 2 teams of 4 warps; NVFP4: 1 team of 8
-  __shared__ __align__(16) float2 As[kTeams][2][16][GPC];  // (amax_g, amax_g or +inf if all codes 0), per tile slot
+  __shared__ __align__(16) float As[kTeams][2][16][GPC];  // MX: amax of each row's group, per tile slot
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, q = lane & 3, r = lane >> 2;
   const int g = warp % GPC, team = warp / GPC;
   const int c = blockIdx.x, K = int(a.K), nbk = K / G;  // K < 2^22: checked by the launcher (nrows K < 2^31)
@@ -71,92 +81,176 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   float* const csb = a.out.chunk_scales ? a.out.chunk_scales + c * Mp + row0 : nullptr;
 
   uint32_t B[kT][WB];
-  if (kTerms > 0 && active) {
-    const float* Tm = a.T + (a.shared_T ? 0 : k0 / G + g) * G * G;
+  auto load_B = [&] {  // the transform's B fragments of group g (quant_tile.cuh)
+    if (kTerms > 0 && active) {
+      const float* Tm = a.T + (a.shared_T ? 0 : k0 / G + g) * G * G;
 #pragma unroll
-    for (int t = 0; t < kT; ++t)
+      for (int t = 0; t < kT; ++t)
 #pragma unroll
-      for (int w = 0; w < WB; ++w) B[t][w] = tile::b_word<F, kT>(Tm, lane, w, t);
-  }
-  auto load = [&](int lr, tile::Words<W>& x) {  // local rows lr, lr + 8
-    tile::load_words<W>(xb + lr * K + col, active && lr < mrows, x.a);
-    tile::load_words<W>(xb + (lr + 8) * K + col, active && lr + 8 < mrows, x.b);
+        for (int w = 0; w < WB; ++w) B[t][w] = tile::b_word<F, kT>(Tm, lane, w, t);
+    }
+  };
+  // y = T_j x_j of the lane's two rows (or x itself).
+  auto compute = [&](const tile::Words<W>& x, float (&y)[2][P]) {
+    if constexpr (kTerms == 0) {
+      tile::unpack<W>(x.a, y[0]);
+      tile::unpack<W>(x.b, y[1]);
+    } else {
+      tile::transform<F, kT>(x, B, y[0], y[1]);
+    }
   };
   Counts cnt;
-  tile::Words<W> xn;
-  if (team * 16 < nrows) load(team * 16 + r, xn);
-  int slot = 0;
-  for (int t16 = team * 16; t16 < nrows; t16 += kTeams * 16, slot ^= 1) {
-    const tile::Words<W> x = xn;
-    if (t16 + kTeams * 16 < nrows) load(t16 + kTeams * 16 + r, xn);
-    const int rows[2] = {t16 + r, t16 + r + 8};
-    float y[2][P];
-    if (active) {
-      if constexpr (kTerms == 0) {
-        tile::unpack<W>(x.a, y[0]);
-        tile::unpack<W>(x.b, y[1]);
-      } else {
-        tile::transform<F, kT>(x, B, y[0], y[1]);
+
+  // MX, after the team barrier, any data: the rows' chunk E_max from the 4 published group amaxes
+  // (E is monotone in amax, so E_max = E(max amax); the span rule's smallest nonzero E is E of the
+  // smallest amax among groups with a nonzero code), then every output the caller asked for.
+  auto mx_rows = [&](int t16, int slot, float (&y)[2][P], const float (&am)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = t16 + r + 8 * h, off = row * K + col;
+      const float4 u = *reinterpret_cast<const float4*>(&As[team][slot][r + 8 * h][0]);
+      const float cmax = tile::abs_max_nan(tile::abs_max_nan(u.x, u.y), tile::abs_max_nan(u.z, u.w));
+      const int emax = tile::mx_exponent<F>(__float_as_uint(cmax));
+      const uint32_t ab = __float_as_uint(am[h]);
+      if (q == 0 && row < mrows) cnt.nonfinite += ab >= 0x7F800000u;  // inactive warps published 0
+      if (g == 0 && q == 0 && row < nrows) {
+        const float ua[4] = {u.x, u.y, u.z, u.w};
+        float cmin = __int_as_float(0x7F800000);
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (tile::mx_nonzero<F>(__float_as_uint(ua[j]), tile::mx_exponent<F>(__float_as_uint(ua[j])))) cmin = fminf(cmin, ua[j]);
+        const bool any_nz = cmin != __int_as_float(0x7F800000);
+        cnt.span += row < mrows && any_nz && emax - tile::mx_exponent<F>(__float_as_uint(cmin)) > tile::kSpan<F>;
+        if (csb) csb[row] = row < mrows ? dev::pow2i(emax) : 0.0f;
+      }
+      if (!active || row >= nrows) continue;
+      if (trb && row < mrows) tile::store_floats<P>(trb + off, y[h]);
+      const int E = tile::mx_exponent<F>(ab);
+      uint32_t op[P / 4], codes;
+      tile::mx_encode<F, P, kCodes>(y[h], tile::mx_mul<F>(E), tile::mx_factor(E - emax), op, codes);
+      if (opb) tile::store_words<P / 4>(opb + off, op);
+      if (row >= mrows) continue;
+      if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
+      if (scalesb && q == 0) scalesb[row * nbk + k0 / G + g] = uint8_t(E + 127);
+    }
+  };
+
+  // The GEMM path (MX, operand and chunk scales only, a CTA of full tiles and a full chunk): no
+  // bounds, pointers advanced per tile, and where every group amax of the tile has an exponent in
+  // the formats' normal range (tile::mx_fast_range), the scale arithmetic without clamps and the
+  // codec with the factor folded in (tile::mx_encode_operand); other tiles take mx_rows.
+  bool done = false;
+  if constexpr (kMX && !kCodes) {
+    done = opb && !scalesb && !trb && ng == GPC && mrows == a.tpc * 16;
+    if (done) {
+      // x arrives through a ring of kStages tiles in shared memory (cp.async, 16 bytes per lane and
+      // row; a lane reads back only what it copied, so its own wait_group is the only sync): up to
+      // kStages - 1 tiles per warp in flight while one is computed.
+      static_assert(W == 4, "the MX formats' groups are 32 wide: 16 bytes per lane and row");
+      __shared__ __align__(16) uint4 Xs[kStages][2][kWarps][32];
+      constexpr uint32_t kRowBytes = kWarps * 32 * 16, kStageBytes = 2 * kRowBytes;
+      const int step = kTeams * 16 * K, K8 = 8 * K, ntiles = nrows / (kTeams * 16);  // tpc is even
+      const __nv_bfloat16* const xp = xb + (team * 16 + r) * K + col;
+      uint8_t* opp = opb + (team * 16 + r) * K + col;
+      const uint32_t xs0 = uint32_t(__cvta_generic_to_shared(&Xs[0][0][warp][lane]));
+      auto fetch = [&](int i) {  // this team's tile i into stage i % kStages; one commit group (maybe empty)
+        if (i < ntiles) {
+          const uint32_t st = xs0 + uint32_t(i % kStages) * kStageBytes;
+          tile::cp_async16(st, xp + i * step);
+          tile::cp_async16(st + kRowBytes, xp + i * step + K8);
+        }
+        tile::cp_async_commit();
+      };
+#pragma unroll
+      for (int i = 0; i < kStages - 1; ++i) fetch(i);
+      load_B();
+      for (int i = 0; i < ntiles; ++i, opp += step) {
+        fetch(i + kStages - 1);
+        tile::cp_async_wait<kStages - 1>();
+        const uint4 va = Xs[i % kStages][0][warp][lane], vb = Xs[i % kStages][1][warp][lane];
+        const tile::Words<W> x{{va.x, va.y, va.z, va.w}, {vb.x, vb.y, vb.z, vb.w}};
+        const int t16 = team * 16 + i * kTeams * 16, slot = i & 1;
+        float y[2][P], am[2];
+        compute(x, y);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          am[h] = tile::group_amax<P>(y[h]);
+          if (q == 0) As[team][slot][r + 8 * h][g] = am[h];
+        }
+        team_barrier(1 + team, GPC * 32);
+        float cmax[2], cmin[2];
+        bool normal = true;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const float4 u = *reinterpret_cast<const float4*>(&As[team][slot][r + 8 * h][0]);
+          cmax[h] = tile::abs_max_nan(tile::abs_max_nan(u.x, u.y), tile::abs_max_nan(u.z, u.w));
+          cmin[h] = fminf(fminf(u.x, u.y), fminf(u.z, u.w));
+          normal = normal && tile::mx_fast_range<F>(__float_as_uint(cmin[h]), __float_as_uint(cmax[h]));
+        }
+        if (!__all_sync(0xFFFFFFFFu, normal)) {
+          mx_rows(t16, slot, y, am);
+          continue;
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int emax = tile::mx_exponent_unclamped<F>(__float_as_uint(cmax[h]));
+          uint32_t op[P / 4];
+          tile::mx_encode_operand<F, P>(y[h], tile::mx_exponent_unclamped<F>(__float_as_uint(am[h])), emax, op);
+          tile::store_words<P / 4>(opp + h * K8, op);
+          if (g == 0 && q == 0) {  // every group of the tile has a nonzero code (mx_fast_range)
+            cnt.span += emax - tile::mx_exponent_unclamped<F>(__float_as_uint(cmin[h])) > tile::kSpan<F>;
+            if (csb) csb[t16 + r + 8 * h] = __int_as_float((emax + 127) << 23);
+          }
+        }
       }
     }
-    if constexpr (kMX) {
-      // E is monotone in amax, so the chunk's E_max is E(max amax) and its smallest nonzero E is
-      // E(min amax over groups with a nonzero code): the team exchanges (amax, amax or +inf).
-      float am[2];
+  }
+  if (!done) {
+    load_B();
+    auto load = [&](int lr, tile::Words<W>& x) {  // local rows lr, lr + 8
+      tile::load_words<W>(xb + lr * K + col, active && lr < mrows, x.a);
+      tile::load_words<W>(xb + (lr + 8) * K + col, active && lr + 8 < mrows, x.b);
+    };
+    tile::Words<W> xn;
+    if (team * 16 < nrows) load(team * 16 + r, xn);
+    int slot = 0;
+    for (int t16 = team * 16; t16 < nrows; t16 += kTeams * 16, slot ^= 1) {
+      const tile::Words<W> x = xn;
+      if (t16 + kTeams * 16 < nrows) load(t16 + kTeams * 16 + r, xn);
+      float y[2][P];
+      if (active) compute(x, y);
+      if constexpr (kMX) {
+        float am[2];
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        am[h] = active ? tile::group_amax<P>(y[h]) : 0.0f;
-        const uint32_t ab = __float_as_uint(am[h]);
-        if (q == 0 && rows[h] < mrows) cnt.nonfinite += ab >= 0x7F800000u;
-        const bool nz = tile::mx_nonzero<F>(ab, tile::mx_exponent<F>(ab));
-        if (q == 0) As[team][slot][r + 8 * h][g] = make_float2(am[h], nz ? am[h] : __int_as_float(0x7F800000));
-      }
-      team_barrier(1 + team, GPC * 32);
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = rows[h], off = row * K + col;
-        const float4* ap = reinterpret_cast<const float4*>(&As[team][slot][r + 8 * h][0]);
-        const float4 u = ap[0], v = ap[1];  // (amax, nz amax) of groups 0..3
-        const float cmax = tile::abs_max_nan(tile::abs_max_nan(u.x, u.z), tile::abs_max_nan(v.x, v.z));
-        const float cmin = fminf(fminf(u.y, u.w), fminf(v.y, v.w));
-        const int emax = tile::mx_exponent<F>(__float_as_uint(cmax));
-        if (g == 0 && q == 0 && row < nrows) {
-          const bool any_nz = cmin != __int_as_float(0x7F800000);
-          cnt.span += row < mrows && any_nz && emax - tile::mx_exponent<F>(__float_as_uint(cmin)) > (F == QFormat::MXINT4 ? 9 : 8);
-          if (csb) csb[row] = row < mrows ? dev::pow2i(emax) : 0.0f;
+        for (int h = 0; h < 2; ++h) {
+          am[h] = active ? tile::group_amax<P>(y[h]) : 0.0f;
+          if (q == 0) As[team][slot][r + 8 * h][g] = am[h];
         }
-        if (!active || row >= nrows) continue;
-        if (trb && row < mrows) tile::store_floats<P>(trb + off, y[h]);
-        const int E = tile::mx_exponent<F>(__float_as_uint(am[h]));
-        uint32_t op[P / 4], codes;
-        tile::mx_encode<F, P, kCodes>(y[h], tile::mx_mul<F>(E), tile::mx_factor(E - emax), op, codes);
-        if (opb) tile::store_words<P / 4>(opb + off, op);
-        if (row >= mrows) continue;
-        if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
-        if (scalesb && q == 0) scalesb[row * nbk + k0 / G + g] = uint8_t(E + 127);
-      }
-    } else {
-      if (!active) continue;
+        team_barrier(1 + team, GPC * 32);
+        mx_rows(t16, slot, y, am);
+      } else {
+        if (!active) continue;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const float amax = tile::group_amax<P>(y[h]);
-        const int row = rows[h], off = row * K + col;
-        if (row >= nrows) continue;
-        const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
-        const uint32_t scode = dev::e4m3_encode_sat(t);
-        const float sc = dev::e4m3_decode(scode);
-        const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
-        uint32_t op[P / 2], codes;
-        tile::nv_encode<P, kCodes>(y[h], a.g, sc, rinv, op, codes);
-        if (opb) tile::store_words<P / 2>(opb + size_t(off) * 2, op);
-        if (row >= mrows) continue;
-        if (q == 0) {
-          cnt.overflow += t > 448.0f;
-          cnt.nonfinite += __float_as_uint(amax) >= 0x7F800000u;
+        for (int h = 0; h < 2; ++h) {
+          const float amax = tile::group_amax<P>(y[h]);
+          const int row = t16 + r + 8 * h, off = row * K + col;
+          if (row >= nrows) continue;
+          const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
+          const uint32_t scode = dev::e4m3_encode_sat(t);
+          const float sc = dev::e4m3_decode(scode);
+          const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
+          uint32_t op[P / 2], codes;
+          tile::nv_encode<P, kCodes>(y[h], a.g, amax, sc, rinv, op, codes);
+          if (opb) tile::store_words<P / 2>(opb + size_t(off) * 2, op);
+          if (row >= mrows) continue;
+          if (q == 0) {
+            cnt.overflow += t > 448.0f;
+            cnt.nonfinite += __float_as_uint(amax) >= 0x7F800000u;
+          }
+          if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
+          if (scalesb && q == 0) scalesb[row * nbk + k0 / G + g] = uint8_t(scode);
+          if (trb) tile::store_floats<P>(trb + off, y[h]);
         }
-        if (kCodes) tile::store_codes<P>(codesb + off / 2, codes);
-        if (scalesb && q == 0) scalesb[row * nbk + k0 / G + g] = uint8_t(scode);
-        if (trb) tile::store_floats<P>(trb + off, y[h]);
       }
     }
   }
@@ -197,6 +291,8 @@ cudaError_t fused_transform_quantize_cuda(const __nv_bfloat16* x, int64_t M, int
                         "%s: T has %lld matrices; expected 1 (shared) or K/G = %lld (per block)", fn,
                         (long long)t.num_blocks, (long long)(K / G));
   if (!x || !detail::aligned16(x)) return detail::fail(cudaErrorInvalidValue, "%s: x must be a 16-byte aligned device pointer", fn);
+  if (t.T && (reinterpret_cast<uintptr_t>(t.T) & 7u))
+    return detail::fail(cudaErrorInvalidValue, "%s: T must be an 8-byte aligned device pointer", fn);
   if ((out.codes && !detail::aligned16(out.codes)) || (out.operand && !detail::aligned16(out.operand)) ||
       (out.transformed && !detail::aligned16(out.transformed)))
     return detail::fail(cudaErrorInvalidValue, "%s: codes, operand and transformed must be 16-byte aligned", fn);

@@ -71,6 +71,16 @@ __device__ __forceinline__ void load_words(const __nv_bfloat16* p, bool valid, u
   }
 }
 
+// 16 bytes global -> shared, asynchronous, cached in L2 only (x is read once).
+__device__ __forceinline__ void cp_async16(uint32_t smem, const void* gmem) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>  // until at most N of this thread's commit groups are pending
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
 __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint32_t b0, uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -99,7 +109,8 @@ __device__ __forceinline__ uint32_t b_word(const float* Tm, int lane, int w, int
   using S = Shape<F>;
   const int n = lane >> 2, q = lane & 3, nt = w / S::W, j = w % S::W;
   const int i = S::P * (n >> 1) + 2 * nt + (n & 1), k = S::P * q + 2 * j;
-  return split_pair<kTerms>(Tm[i * S::G + k], Tm[i * S::G + k + 1], term);
+  const float2 t = *reinterpret_cast<const float2*>(Tm + i * S::G + k);  // k even
+  return split_pair<kTerms>(t.x, t.y, term);
 }
 
 // y (row r: ya, row r + 8: yb; P values each, the lane's outputs in order) = T_j x_j.
@@ -170,6 +181,63 @@ __device__ __forceinline__ bool mx_nonzero(uint32_t abits, int E) {
   return __fmul_rn(__uint_as_float(abits), 0x1p127f) > (F == QFormat::MXINT4 ? 0.5f : 0.25f);
 }
 
+// Largest E_max - E_g of an exact chunk (exact_span()): 8 for E2M1 elements, 9 for int4.
+template <QFormat F>
+constexpr int kSpan = F == QFormat::MXINT4 ? 9 : 8;
+// E = floor(log2 amax) + offset (mx_exponent without its clamp to [-127, 127]).
+template <QFormat F>
+constexpr int kExpOffset = F == QFormat::MXFP4 ? 0 : -2;
+template <QFormat F>
+__device__ __forceinline__ int mx_exponent_unclamped(uint32_t abits) {
+  return int(abits >> 23) - 127 + kExpOffset<F>;
+}
+// Whether group amaxes between lo and hi (bits; the smallest and the largest of a tile) all have
+// E in [-126, 126] unclamped, i.e. exponent fields in [1 - offset, 253 - offset] and finite: then
+// no group is zero, subnormal, NaN or Inf, every group has a nonzero code, and 2^-E, 3 * 2^-E
+// are normal (mx_encode_operand's preconditions). Other tiles take the general path.
+template <QFormat F>
+__device__ __forceinline__ bool mx_fast_range(uint32_t lo, uint32_t hi) {
+  constexpr uint32_t kLo = uint32_t(1 - kExpOffset<F>) << 23;
+  constexpr uint32_t kHi = (uint32_t((253 - kExpOffset<F> < 254 ? 253 - kExpOffset<F> : 254) + 1) << 23) - 1;
+  return lo >= kLo && hi <= kHi;
+}
+
+// The FP8 operand of one MX group in the fast range (mx_fast_range): the reference's
+// q * 2^(E_g - E_max) (mx_encode) computed in the scaled domain. With f = 2^max(E_g - E_max, -20),
+// w = y * (mul * f) is RN(y * mul) * f exactly (f is a power of two; a w that underflows is
+// below a quarter of the grid's spacing f / 2 and rounds to +0 either way), and rounding w to the
+// E2M1 grid scaled by f (magic constant of max(|w|, f)) or to multiples of f (int4) gives q * f:
+// one multiply per element less than mx_encode. A factor below 2^-20 would give
+// |q f| < 2^-17, an E4M3 zero with the sign of q, as q * 2^-20 gives.
+template <QFormat F, int P>
+__device__ __forceinline__ void mx_encode_operand(const float (&y)[P], int Eg, int emax, uint32_t (&op)[P / 4]) {
+  const int d = max(Eg - emax, -20);
+  const uint32_t fbits = uint32_t(127 + d) << 23;
+  const float f = __uint_as_float(fbits);
+  // mul * f = 3 * 2^(d - E_g) (MXFP4) or 2^(d - E_g): normal, as -126 <= d - E_g <= 106
+  const float m = __uint_as_float((F == QFormat::MXFP4 ? 0x40400000u : 0x3F800000u) + (uint32_t(d - Eg) << 23));
+#pragma unroll
+  for (int i = 0; i < P; i += 2) {
+    float o[2];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      float w = __fmul_rn(y[i + u], m);
+      if constexpr (F == QFormat::MXINT4) {
+        w = fminf(fmaxf(w, -8.0f * f), 7.0f * f);
+        const float C = __fmul_rn(f, 12582912.0f);  // 1.5 * 2^23 f: spacing f
+        o[u] = __fsub_rn(__fadd_rn(w, C), C);
+      } else {
+        if constexpr (F == QFormat::MXFP4_OCP) w = fminf(fmaxf(w, -6.0f * f), 6.0f * f);
+        const float C = __fmul_rn(__uint_as_float(max(__float_as_uint(w) & 0x7F800000u, fbits)), 6291456.0f);
+        o[u] = __fsub_rn(__fadd_rn(w, C), C);
+      }
+    }
+    const uint32_t pair = __nv_cvt_float2_to_fp8x2(make_float2(o[0], o[1]), __NV_SATFINITE, __NV_E4M3);
+    if (i & 2) op[i >> 2] |= pair << 16;
+    else op[i >> 2] = pair & 0xFFFFu;
+  }
+}
+
 // P values of one MX group -> FP8 operand words (q * f, 4 per word, element i in byte i % 4) and,
 // if kCodes, packed codes (element i in nibble i). The reference's operation order
 // (fused_quantize_ref.cpp). mul == 0 (MXFP4, E = -127) is the saturating case: handled per group
@@ -212,10 +280,12 @@ __device__ __forceinline__ void mx_encode(float (&y)[P], float mul, float f, uin
 // NVFP4 (§1): q = RNE_E2M1((y g) / s) with the quotient correctly rounded by Markstein's
 // correction from rinv = RN(1/s) (checked against IEEE division for every E4M3 s on 2.5e8
 // random fp32 y: equal wherever |q| >= 2^-60; smaller quotients round to code 0 either way).
+// A group whose g amax overflows to Inf (finite y, large g) divides instead: Markstein's residual
+// Inf - Inf would be NaN where the reference's Inf / s saturates to +-6.
 // op: the bf16 operand q * s (exact: 2 + 4 significant bits), 2 per word.
-template <int P, bool kCodes>
-__device__ __forceinline__ void nv_encode(const float (&y)[P], float g, float sc, float rinv, uint32_t (&op)[P / 2],
-                                          uint32_t& codes) {
+template <int P, bool kCodes, bool kDivide>
+__device__ __forceinline__ void nv_encode_group(const float (&y)[P], float g, float sc, float rinv, uint32_t (&op)[P / 2],
+                                                uint32_t& codes) {
   codes = 0;
 #pragma unroll
   for (int i = 0; i < P; i += 2) {
@@ -223,9 +293,15 @@ __device__ __forceinline__ void nv_encode(const float (&y)[P], float g, float sc
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
       const float xa = __fmul_rn(y[i + u], g);
-      const float q0 = __fmul_rn(xa, rinv);
-      const float r = __fmaf_rn(-sc, q0, xa);
-      const float v = fminf(fmaxf(__fmaf_rn(r, rinv, q0), -6.0f), 6.0f);
+      float v;
+      if constexpr (kDivide) {
+        v = __fdiv_rn(xa, sc);
+      } else {
+        const float q0 = __fmul_rn(xa, rinv);
+        const float r = __fmaf_rn(-sc, q0, xa);
+        v = __fmaf_rn(r, rinv, q0);
+      }
+      v = fminf(fmaxf(v, -6.0f), 6.0f);
       const uint32_t eb = dev::e2m1_exp_bits(v);
       const dev::GridRound q = dev::e2m1_round(v, eb);
       if (kCodes) codes |= dev::e2m1_code(q, eb) << (4 * (i + u));
@@ -233,6 +309,12 @@ __device__ __forceinline__ void nv_encode(const float (&y)[P], float g, float sc
     }
     op[i >> 1] = __byte_perm(__float_as_uint(o[0]), __float_as_uint(o[1]), 0x7632);
   }
+}
+template <int P, bool kCodes>
+__device__ __forceinline__ void nv_encode(const float (&y)[P], float g, float amax, float sc, float rinv,
+                                          uint32_t (&op)[P / 2], uint32_t& codes) {
+  if (__fmul_rn(g, amax) > 3.40282347e38f) nv_encode_group<P, kCodes, true>(y, g, sc, rinv, op, codes);  // rare
+  else nv_encode_group<P, kCodes, false>(y, g, sc, rinv, op, codes);
 }
 
 // Stores of P elements' outputs (8-byte aligned by the layout).

@@ -75,6 +75,11 @@ struct Outputs {
   std::vector<uint8_t> codes, scales, operand;
   std::vector<float> chunk, transformed;
   std::vector<unsigned long long> counters;
+  // GPU only: a second run that asks for the GEMM operand, chunk scales and counters alone (the
+  // kernel's fast path where a CTA's tiles are full); must equal the full run's.
+  std::vector<uint8_t> operand_only;
+  std::vector<float> chunk_only;
+  std::vector<unsigned long long> counters_only;
   double transform_error = 0;  // transform_error() of the kernel's values
 };
 
@@ -124,6 +129,15 @@ void run_both(const Case& c, QFormat f, TKind tk, int poison, Outputs* gpu, Outp
   gpu->chunk = mx ? chunk.download() : std::vector<float>();
   gpu->counters = counters.download();
   gpu->transformed = transformed.download();
+  operand.fill_bytes(poison ^ 0x5A);
+  chunk.fill_bytes(poison ^ 0x5A);
+  counters.fill_bytes(0);
+  const QuantizeOutputs out_gemm{nullptr, nullptr, operand.p, mx ? chunk.p : nullptr, counters.p};
+  WUSH_CUDA_OK(fused_transform_quantize_cuda(reinterpret_cast<const __nv_bfloat16*>(dx.p), M, K, ts, cfg, out_gemm, 0));
+  WUSH_CUDA_OK(cudaDeviceSynchronize());
+  gpu->operand_only = operand.download();
+  gpu->chunk_only = mx ? chunk.download() : std::vector<float>();
+  gpu->counters_only = counters.download();
 
   ref->codes.assign(gpu->codes.size(), 0);
   ref->scales.assign(gpu->scales.size(), 0);
@@ -163,6 +177,9 @@ void expect_equal(const Outputs& g, const Outputs& r, const std::string& what) {
   EXPECT_EQ(first_diff(g.chunk, r.chunk), -1) << what << " chunk scales";
   EXPECT_EQ(g.counters, r.counters) << what << " counters";
   EXPECT_EQ(first_diff(g.transformed, r.transformed), -1) << what << " transformed values";
+  EXPECT_EQ(first_diff(g.operand_only, r.operand), -1) << what << " operand (operand-only run)";
+  EXPECT_EQ(first_diff(g.chunk_only, r.chunk), -1) << what << " chunk scales (operand-only run)";
+  EXPECT_EQ(g.counters_only, r.counters) << what << " counters (operand-only run)";
   EXPECT_LT(g.transform_error, 1.0) << what << " transform error vs float64 (units of 2^-16 sum |T x|)";
 }
 
@@ -211,6 +228,47 @@ TEST(CudaQuantize, ExactSumsEqualTheFmaChainReference) {
       Outputs g, r;
       run_both({M, K, Dist::Gaussian}, f, tk, 0xA5, &g, &r, true, x, T);
       expect_equal(g, r, std::string(format_name(f)) + " " + tkind_name(tk) + " exact sums");
+      if (HasFailure()) return;
+    }
+}
+
+TEST(CudaQuantize, SpecialGroupsInFullTiles) {
+  // Zero, subnormal, tiny and huge groups among Gaussian rows, in CTAs of full tiles (M = 512: the
+  // operand-only run takes the kernel's fast path there, and its general path for the tiles
+  // holding such groups), and chunks whose groups span from 2^-120 to 2^120 or sit at the
+  // operand's flush to zero.
+  WUSH_REQUIRE_DEVICE();
+  const int64_t M = 512, K = 512;
+  std::vector<uint16_t> x0 = random_x(M, K, Dist::Gaussian, 11);
+  auto set = [&](int64_t row, int64_t k0, int64_t n, float v) {
+    for (int64_t k = k0; k < k0 + n; ++k) x0[size_t(row * K + k)] = f2bf(v * (k % 3 == 0 ? -1.f : 1.f));
+  };
+  set(3, 0, K, 0.0f);                              // a zero row
+  set(40, 32, 32, 0.0f);                           // a zero group
+  for (int64_t k = 64; k < 96; ++k) x0[size_t(70 * K + k)] = uint16_t(1 + k % 7);  // bf16 subnormals
+  set(100, 130, 1, 1.5f * std::ldexp(1.0f, 127));  // E = 127 for MXFP4
+  set(200, 128, 32, std::ldexp(1.0f, -125));       // E near the bottom of the normal range
+  set(220, 256, 16, std::ldexp(1.0f, -130));       // a subnormal amax
+  set(230, 0, 32, std::ldexp(1.0f, 120));          // a chunk spanning 2^120 .. 2^-120
+  set(230, 32, 32, std::ldexp(1.0f, -120));
+  set(300, 384, 32, std::ldexp(1.0f, -20));        // E_g - E_max beyond the operand's flush at -20
+  set(300, 416, 32, std::ldexp(1.0f, 3));
+  for (QFormat f : all_qformats())
+    for (TKind tk : {TKind::Identity, TKind::Hadamard, TKind::PerBlock}) {
+      const std::string what = std::string(format_name(f)) + " " + tkind_name(tk) + " special groups";
+      Outputs g, r;
+      run_both({M, K, Dist::Gaussian}, f, tk, 0xA5, &g, &r, false, x0);
+      expect_equal(g, r, what);
+      // NaN and Inf: the affected groups' outputs are not specified (kNonFinite, wush_cuda.h), but
+      // both runs must agree and count them.
+      std::vector<uint16_t> x1 = x0;
+      x1[size_t(130 * K + 257)] = 0x7FC0;  // NaN
+      x1[size_t(160 * K + 400)] = 0x7F80;  // +Inf
+      run_both({M, K, Dist::Gaussian}, f, tk, 0xA5, &g, &r, false, x1);
+      EXPECT_EQ(first_diff(g.operand_only, g.operand), -1) << what << " with NaN/Inf: operand";
+      EXPECT_EQ(first_diff(g.chunk_only, g.chunk), -1) << what << " with NaN/Inf: chunk scales";
+      EXPECT_EQ(g.counters_only, g.counters) << what << " with NaN/Inf: counters";
+      EXPECT_EQ(g.counters[kNonFinite], 2u) << what << " with NaN/Inf";
       if (HasFailure()) return;
     }
 }
