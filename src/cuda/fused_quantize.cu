@@ -138,7 +138,9 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   // The GEMM path (MX, operand and chunk scales only, a CTA of full tiles and a full chunk): no
   // bounds, pointers advanced per tile, and where every group amax of the tile has an exponent in
   // the formats' normal range (tile::mx_fast_range), the scale arithmetic without clamps and the
-  // codec with the factor folded in (tile::mx_encode_operand); other tiles take mx_rows.
+  // codec with the factor folded in (tile::mx_encode_operand); other tiles take mx_rows. (NVFP4
+  // gained nothing from the same ring in the general loop, 76% of copy bandwidth either way: its
+  // per-element division, not memory latency, is its limit.)
   bool done = false;
   if constexpr (kMX && !kCodes) {
     done = opb && !scalesb && !trb && ng == GPC && mrows == a.tpc * 16;
