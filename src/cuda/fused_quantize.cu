@@ -32,8 +32,8 @@ namespace {
 using detail::kChunk;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMaxTilesPerCta = 32;
-constexpr int kStages = 4;  // the fast path's ring of x tiles in shared memory  // 16-row tiles per CTA (fewer when the grid would not fill the GPU)
+constexpr int kMaxTilesPerCta = 32;  // 16-row tiles per CTA (fewer when the grid would not fill the GPU)
+constexpr int kStages = 4;           // the GEMM path's ring of x tiles in shared memory
 
 struct KernelArgs {
   const __nv_bfloat16* x;
@@ -138,9 +138,9 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   // The GEMM path (MX, operand and chunk scales only, a CTA of full tiles and a full chunk): no
   // bounds, pointers advanced per tile, and where every group amax of the tile has an exponent in
   // the formats' normal range (tile::mx_fast_range), the scale arithmetic without clamps and the
-  // codec with the factor folded in (tile::mx_encode_operand); other tiles take mx_rows. (NVFP4
-  // gained nothing from the same ring in the general loop, 76% of copy bandwidth either way: its
-  // per-element division, not memory latency, is its limit.)
+  // codec with the factor folded in (tile::mx_encode_operand); other tiles take mx_rows. (The
+  // same ring gained NVFP4 nothing, 76% of copy bandwidth either way: its per-element division,
+  // not memory latency, is its limit.)
   bool done = false;
   if constexpr (kMX && !kCodes) {
     done = opb && !scalesb && !trb && ng == GPC && mrows == a.tpc * 16;

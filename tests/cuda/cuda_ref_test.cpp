@@ -146,6 +146,11 @@ TEST(CudaApi, RejectsBadShapesWithAMessage) {
   EXPECT_EQ(fused_transform_quantize_cuda(nullptr, 4, 40, TransformSpec{}, {QFormat::MXFP4}, out, 0),
             cudaErrorInvalidValue);
   EXPECT_NE(std::string(last_error_message()).find("K = 40"), std::string::npos) << last_error_message();
+  const auto* x16 = reinterpret_cast<const __nv_bfloat16*>(uintptr_t(256));  // never dereferenced
+  const TransformSpec t4{reinterpret_cast<const float*>(uintptr_t(260)), 1};   // 4-byte aligned only
+  EXPECT_EQ(fused_transform_quantize_cuda(x16, 4, 64, t4, {QFormat::MXFP4}, out, 0), cudaErrorInvalidValue);
+  EXPECT_NE(std::string(last_error_message()).find("T must be an 8-byte aligned"), std::string::npos)
+      << last_error_message();
   EXPECT_EQ(prepare_weight_operand_cuda(nullptr, nullptr, 4, 48, {QFormat::NVFP4}, nullptr, nullptr, nullptr, 0),
             cudaErrorInvalidValue);  // 48 % 16 == 0 but codes are missing
   EXPECT_NE(std::string(last_error_message()).find("codes"), std::string::npos) << last_error_message();
