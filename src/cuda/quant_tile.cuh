@@ -181,6 +181,15 @@ __device__ __forceinline__ bool mx_nonzero(uint32_t abits, int E) {
   return __fmul_rn(__uint_as_float(abits), 0x1p127f) > (F == QFormat::MXINT4 ? 0.5f : 0.25f);
 }
 
+// Elements i, i + 1 (i even) of a group's FP8 operand words: E4M3 (saturating), element i in
+// byte i % 4 of word i / 4.
+template <int N>
+__device__ __forceinline__ void put_fp8_pair(uint32_t (&op)[N], int i, float a, float b) {
+  const uint32_t pair = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
+  if (i & 2) op[i >> 2] |= pair << 16;
+  else op[i >> 2] = pair & 0xFFFFu;
+}
+
 // Largest E_max - E_g of an exact chunk (exact_span()): 8 for E2M1 elements, 9 for int4.
 template <QFormat F>
 constexpr int kSpan = F == QFormat::MXINT4 ? 9 : 8;
@@ -232,9 +241,7 @@ __device__ __forceinline__ void mx_encode_operand(const float (&y)[P], int Eg, i
         o[u] = __fsub_rn(__fadd_rn(w, C), C);
       }
     }
-    const uint32_t pair = __nv_cvt_float2_to_fp8x2(make_float2(o[0], o[1]), __NV_SATFINITE, __NV_E4M3);
-    if (i & 2) op[i >> 2] |= pair << 16;
-    else op[i >> 2] = pair & 0xFFFFu;
+    put_fp8_pair(op, i, o[0], o[1]);
   }
 }
 
@@ -271,9 +278,7 @@ __device__ __forceinline__ void mx_encode(float (&y)[P], float mul, float f, uin
       if (kCodes) codes |= code << (4 * (i + u));
       o[u] = __fmul_rn(q.r, f);
     }
-    const uint32_t pair = __nv_cvt_float2_to_fp8x2(make_float2(o[0], o[1]), __NV_SATFINITE, __NV_E4M3);
-    if (i & 2) op[i >> 2] |= pair << 16;
-    else op[i >> 2] = pair & 0xFFFFu;
+    put_fp8_pair(op, i, o[0], o[1]);
   }
 }
 
