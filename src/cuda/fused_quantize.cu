@@ -139,8 +139,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   // bounds, pointers advanced per tile, and where every group amax of the tile has an exponent in
   // the formats' normal range (tile::mx_fast_range), the scale arithmetic without clamps and the
   // codec with the factor folded in (tile::mx_encode_operand); other tiles take mx_rows. (The
-  // same ring gained NVFP4 nothing, 76% of copy bandwidth either way: its per-element division,
-  // not memory latency, is its limit.)
+  // same ring gained NVFP4 nothing: 76% of copy bandwidth either way, gpu8.md "Session 5".)
   bool done = false;
   if constexpr (kMX && !kCodes) {
     done = opb && !scalesb && !trb && ng == GPC && mrows == a.tpc * 16;
