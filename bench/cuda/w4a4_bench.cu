@@ -1,7 +1,9 @@
-// W4A4 on Hopper, timed (REFERENCE.md §7): one run measures
-//   1. the device-to-device copy bandwidth (bytes read + written): the ceiling of the quantizer;
-//   2. fused transform + quantize at M = K = 8192 for identity / shared Hadamard / per-block WUSH
-//      matrices and each output kind, as time and % of copy bandwidth;
+// W4A4 on Hopper, timed (REFERENCE.md §7), for a machine without libtorch (the stand-alone CUDA
+// build): one run measures
+//   1. + 2. the device-to-device copy bandwidth and the quantizer table at M = K = 8192 (a plain
+//      bf16 -> e4m3 cast, then identity / shared Hadamard / per-block WUSH for each output kind, as
+//      time and % of copy bandwidth): the library's run_kernel_bench, what `wush bench kernels`
+//      prints first;
 //   3. at Llama-3.1-8B and -70B shapes and M in {1, 128, 1024, 4096, 8192}: BF16 cuBLASLt GEMM,
 //      the quantizer alone, the FP8 VEC128 GEMM alone, WUSH transform + quantize + GEMM, and the
 //      FP8 GEMM with row-wise / tensor-wise scales (the cheaper modes), as speed-ups over BF16.
@@ -9,7 +11,6 @@
 // that together exceed L2 so that repeated runs do not time the cache. Random data, never zeros.
 //   w4a4_bench [--quick] [--quant-only]
 #include <cuda_bf16.h>
-#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -22,25 +23,11 @@
 #include <vector>
 
 #include "cuda/bench_fill.cuh"
+#include "cuda/kernel_bench.h"
 #include "cuda/wush_cuda.h"
 
 using namespace wush::cuda;
 using namespace wush::cuda::bench_fill;
-
-// The traffic of the quantizer without its arithmetic: bf16 -> E4M3 (saturating) in 16-byte loads
-// and 8-byte stores, a grid-stride loop: what this read/write mix reaches on this GPU.
-__global__ void cast_bf16_fp8(const uint4* __restrict__ x, uint2* __restrict__ y, size_t n8) {
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n8; i += size_t(gridDim.x) * blockDim.x) {
-    const uint4 v = __ldcs(x + i);
-    uint32_t w[4];
-    const uint32_t in[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      w[j] = __nv_cvt_float2_to_fp8x2(make_float2(__uint_as_float(in[j] << 16), __uint_as_float(in[j] & 0xFFFF0000u)),
-                                      __NV_SATFINITE, __NV_E4M3);
-    __stcs(y + i, make_uint2((w[0] & 0xFFFFu) | (w[1] << 16), (w[2] & 0xFFFFu) | (w[3] << 16)));
-  }
-}
 
 #define CK(call)                                                                                   \
   do {                                                                                             \
@@ -115,101 +102,31 @@ int main(int argc, char** argv) {
   std::vector<std::string> table;
   char line[512];
 
-  // ---- 1. copy bandwidth --------------------------------------------------------------------
-  const size_t copy_bytes = size_t(1) << 30;
-  uint8_t* src = dalloc<uint8_t>(copy_bytes);
-  uint8_t* dst = dalloc<uint8_t>(copy_bytes);
-  CK(cudaMemset(src, 1, copy_bytes));
-  const double copy_us = time_us([&](int) { CK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice)); }, 5);
-  const double copy_gbs = 2.0 * copy_bytes / copy_us / 1e3;
-  cudaFree(src);
-  cudaFree(dst);
-  std::snprintf(line, sizeof line, "D2D copy of 1 GiB: %.1f us, %.0f GB/s (read + written)", copy_us, copy_gbs);
-  table.push_back(line);
-  std::printf("%s\n", line);
-
-  // ---- 2. fused transform + quantize at M = K = 8192 -----------------------------------------
+  // ---- 1. + 2. copy bandwidth and the quantizer table: the library's `wush bench kernels` ----
   {
-    const int64_t M = 8192, K = 8192;
-    __nv_bfloat16* x = dalloc<__nv_bfloat16>(size_t(M * K));
-    random_bf16(x, size_t(M * K), 1);
-    float* Tpb = dalloc<float>(size_t(K / 32) * 32 * 32);
-    fill_T<<<256, 256>>>(Tpb, size_t(K / 32) * 32 * 32, 2, 1.0f / std::sqrt(32.0f));
-    const std::vector<float> H = hadamard32();
-    float* Th = dalloc<float>(H.size());
-    CK(cudaMemcpy(Th, H.data(), H.size() * 4, cudaMemcpyHostToDevice));
-    float* Tpb16 = dalloc<float>(size_t(K / 16) * 16 * 16);
-    fill_T<<<256, 256>>>(Tpb16, size_t(K / 16) * 16 * 16, 3, 0.25f);
-    uint8_t* codes = dalloc<uint8_t>(size_t(M * K / 2));
-    uint8_t* scales = dalloc<uint8_t>(size_t(M * K / 16));
-    void* operand = dalloc<uint8_t>(size_t(M * K * 2));
-    float* chunk = dalloc<float>(size_t(M * K / 128));
-    unsigned long long* cnt = dalloc<unsigned long long>(kNumCounters);
-    CK(cudaDeviceSynchronize());
-
-    struct QCase { const char* name; QFormat f; int tr; bool gemm_operand; };  // tr: 0 id, 1 had, 2 wush
-    const QCase cases[] = {
-        {"mxfp4 identity  -> fp8 operand", QFormat::MXFP4, 0, true},
-        {"mxfp4 hadamard  -> fp8 operand", QFormat::MXFP4, 1, true},
-        {"mxfp4 wush      -> fp8 operand", QFormat::MXFP4, 2, true},
-        {"mxfp4 hadamard  -> codes+scales", QFormat::MXFP4, 1, false},
-        {"mxfp4 wush      -> codes+scales", QFormat::MXFP4, 2, false},
-        {"mxint4 wush     -> fp8 operand", QFormat::MXINT4, 2, true},
-        {"nvfp4 hadamard  -> bf16 operand", QFormat::NVFP4, 1, true},
-        {"nvfp4 wush      -> bf16 operand", QFormat::NVFP4, 2, true},
-    };
+    KernelBenchOptions opt;
+    opt.reps = g_reps;
+    KernelBenchResult kb;
+    CK(run_kernel_bench(opt, &kb));  // no shapes: copy, quantizer table, GEMM peaks
+    std::snprintf(line, sizeof line, "D2D copy of 1 GiB: %.0f GB/s (read + written)", kb.copy_gbs);
+    table.push_back(line);
     table.push_back("");
     table.push_back("fused transform + quantize, M = K = 8192 (G = 32; nvfp4 G = 16)");
     table.push_back("| case | time (us) | bytes (MB) | GB/s | % of copy |");
     table.push_back("|---|---|---|---|---|");
     double t_had = 0, t_wush = 0;
-    {
-      int sms = 0;
-      CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-      const double us = time_us([&](int) {
-        cast_bf16_fp8<<<sms * 8, 256>>>(reinterpret_cast<const uint4*>(x), static_cast<uint2*>(operand), size_t(M * K / 8));
-      }, 10);
-      const double bytes = 3.0 * M * K, gbs = bytes / us / 1e3;
-      std::snprintf(line, sizeof line, "| bf16 -> e4m3 cast (no quantization: this traffic's ceiling) | %.1f | %.0f | %.0f | %.0f%% |",
-                    us, bytes / 1e6, gbs, 100.0 * gbs / copy_gbs);
+    for (const QuantBenchRow& q : kb.quant) {
+      const double gbs = q.bytes / q.us / 1e3;
+      std::snprintf(line, sizeof line, "| %s | %.1f | %.0f | %.0f | %.0f%% |", q.name.c_str(), q.us, q.bytes / 1e6, gbs,
+                    100.0 * gbs / kb.copy_gbs);
       table.push_back(line);
-      std::printf("%s\n", line);
-    }
-    for (const QCase& c : cases) {
-      const int G = group_size(c.f);
-      QuantConfig cfg{c.f, 10.0f};
-      TransformSpec ts{};
-      if (c.tr == 1) ts = G == 32 ? TransformSpec{Th, 1, true} : TransformSpec{Tpb16, 1, true};
-      if (c.tr == 2) ts = G == 32 ? TransformSpec{Tpb, K / 32, true} : TransformSpec{Tpb16, K / 16, true};
-      QuantizeOutputs out{};
-      double bytes = 2.0 * M * K;
-      if (c.gemm_operand) {
-        out.operand = operand;
-        bytes += double(M) * K * (has_chunk_operand(c.f) ? 1 : 2);
-        if (has_chunk_operand(c.f)) { out.chunk_scales = chunk; bytes += 4.0 * M * K / 128; }
-      } else {
-        out.codes = codes;
-        out.scales = scales;
-        bytes += 0.5 * M * K + double(M) * K / G;
-      }
-      out.counters = cnt;
-      const double us = time_us([&](int) {
-        CK(fused_transform_quantize_cuda(x, M, K, ts, cfg, out, 0));
-      }, 10);
-      if (c.f == QFormat::MXFP4 && c.gemm_operand && c.tr == 1) t_had = us;
-      if (c.f == QFormat::MXFP4 && c.gemm_operand && c.tr == 2) t_wush = us;
-      const double gbs = bytes / us / 1e3;
-      std::snprintf(line, sizeof line, "| %s | %.1f | %.0f | %.0f | %.0f%% |", c.name, us, bytes / 1e6, gbs,
-                    100.0 * gbs / copy_gbs);
-      table.push_back(line);
-      std::printf("%s\n", line);
+      if (q.name == "mxfp4 hadamard -> fp8 operand") t_had = q.us;
+      if (q.name == "mxfp4 wush -> fp8 operand") t_wush = q.us;
     }
     std::snprintf(line, sizeof line, "wush per-block vs shared hadamard (mxfp4 -> fp8 operand): %+.1f%%",
                   100.0 * (t_wush / t_had - 1.0));
     table.push_back(line);
-    for (void* p : {(void*)x, (void*)Tpb, (void*)Th, (void*)Tpb16, (void*)codes, (void*)scales, operand,
-                    (void*)chunk, (void*)cnt})
-      cudaFree(p);
+    for (size_t i = 0; i < table.size(); ++i) std::printf("%s\n", table[i].c_str());
   }
 
   // ---- 3. GEMMs at Llama-3.1-8B and -70B shapes ---------------------------------------------

@@ -1,6 +1,7 @@
 // `wush bench kernels` (kernel_bench.h). The timing loop and data fills; the kernels under test
 // are the library's own entry points.
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -46,6 +47,22 @@ struct Plan {
   GemmPlan* p = nullptr;
   ~Plan() { gemm_plan_destroy(p); }
 };
+
+// The quantizer's traffic without its arithmetic: bf16 -> E4M3 (saturating) in 16-byte loads and
+// 8-byte stores, a grid-stride loop: what this read/write mix reaches (the quantizer table's
+// first row, its practical ceiling).
+__global__ void cast_bf16_fp8(const uint4* __restrict__ x, uint2* __restrict__ y, size_t n8) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n8; i += size_t(gridDim.x) * blockDim.x) {
+    const uint4 v = __ldcs(x + i);
+    const uint32_t in[4] = {v.x, v.y, v.z, v.w};
+    uint32_t w[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      w[j] = __nv_cvt_float2_to_fp8x2(make_float2(__uint_as_float(in[j] << 16), __uint_as_float(in[j] & 0xFFFF0000u)),
+                                      __NV_SATFINITE, __NV_E4M3);
+    __stcs(y + i, make_uint2((w[0] & 0xFFFFu) | (w[1] << 16), (w[2] & 0xFFFFu) | (w[3] << 16)));
+  }
+}
 
 cudaError_t random_bf16(__nv_bfloat16* p, size_t n, uint32_t seed, float scale) {
   fill_bf16<<<2048, 256>>>(p, n, seed, scale);
@@ -153,6 +170,17 @@ cudaError_t quantizer_table(int64_t MK, int reps, KernelBenchResult* out) {
       {"nvfp4 hadamard -> bf16 operand", QFormat::NVFP4, 1, true},
       {"nvfp4 wush -> bf16 operand", QFormat::NVFP4, 2, true},
   };
+  {
+    int dev = 0, sms = 0;
+    WUSH_BK(cudaGetDevice(&dev));
+    WUSH_BK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    double us = 0;
+    WUSH_BL(time_us([&](int) {
+      cast_bf16_fp8<<<sms * 8, 256>>>(x.as<const uint4>(), operand.as<uint2>(), size_t(M * K / 8));
+      return detail::check_cuda(cudaGetLastError(), "cast_bf16_fp8");
+    }, 10, reps, &us));
+    out->quant.push_back({kCastCase, us, 3.0 * M * K});
+  }
   for (const QCase& c : cases) {
     const int G = group_size(c.f);
     TransformSpec ts{};

@@ -28,7 +28,9 @@ struct KernelBenchOptions {
   int64_t quant_mk = 8192;  // M = K of the quantizer-only table
 };
 
-// Quantizer alone at M = K = quant_mk: bytes = bf16 read + outputs written.
+// Quantizer alone at M = K = quant_mk: bytes = bf16 read + outputs written. The first row,
+// kCastCase, is a plain bf16 -> E4M3 cast of the same x (no quantization): this traffic's ceiling.
+constexpr const char* kCastCase = "bf16 -> e4m3 cast (no quantization: the ceiling of this traffic)";
 struct QuantBenchRow {
   std::string name;  // "mxfp4 wush -> fp8 operand"
   double us = 0, bytes = 0;
