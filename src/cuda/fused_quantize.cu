@@ -62,6 +62,16 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
   constexpr bool kMX = F != QFormat::NVFP4;
   constexpr int kTeams = kWarps / GPC;  // MX: 2 teams of 4 warps; NVFP4: 1 team of 8
   __shared__ __align__(16) float As[kTeams][2][16][GPC];  // MX: amax of each row's group, per tile slot
+  // NVFP4: (s, RN(1/s), or 0 for s = 0: every q becomes +0) of every E4M3 code s, looked up
+  // per group instead of a decode and a reciprocal.
+  __shared__ float2 E4m3[kMX ? 1 : 128];
+  if constexpr (!kMX) {
+    if (threadIdx.x < 128) {
+      const float sc = dev::e4m3_decode(threadIdx.x);
+      E4m3[threadIdx.x] = make_float2(sc, sc != 0.0f ? __frcp_rn(sc) : 0.0f);
+    }
+    __syncthreads();
+  }
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, q = lane & 3, r = lane >> 2;
   const int g = warp % GPC, team = warp / GPC;
   const int c = blockIdx.x, K = int(a.K), nbk = K / G;  // K < 2^22: checked by the launcher (nrows K < 2^31)
@@ -236,12 +246,12 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
           const float amax = tile::group_amax<P>(y[h]);
           const int row = t16 + r + 8 * h, off = row * K + col;
           if (row >= nrows) continue;
-          const float t = __fdiv_rn(__fmul_rn(a.g, amax), 6.0f);
+          const float ga = __fmul_rn(a.g, amax);
+          const float t = ga <= 3.40282347e38f ? dev::div6(ga) : __fdiv_rn(ga, 6.0f);  // Inf, NaN: divide
           const uint32_t scode = dev::e4m3_encode_sat(t);
-          const float sc = dev::e4m3_decode(scode);
-          const float rinv = sc != 0.0f ? __frcp_rn(sc) : 0.0f;  // 0: every q becomes +0 (codes 0)
+          const float2 sr = E4m3[scode & 0x7Fu];  // (s, 1/s); t >= 0 or NaN (whose sign bit is masked)
           uint32_t op[P / 2], codes;
-          tile::nv_encode<P, kCodes>(y[h], a.g, amax, sc, rinv, op, codes);
+          tile::nv_encode<P, kCodes>(y[h], a.g, amax, sr.x, sr.y, op, codes);
           if (opb) tile::store_words<P / 2>(opb + size_t(off) * 2, op);
           if (row >= mrows) continue;
           if (q == 0) {

@@ -56,6 +56,16 @@ __device__ __forceinline__ float decode_elem(uint32_t c) {
 __device__ __forceinline__ uint32_t e4m3_encode_sat(float v) {
   return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
 }
+// x / 6 by Markstein's correction from RN(1/6): equal to IEEE division for every float
+// x >= 2^-125 (all 2^31 non-negative floats checked on the host against x / 6.0f: the only
+// differences are below 2^-125, where both quotients encode to E4M3 zero and stay below 448).
+// x = Inf would give NaN (Inf - Inf): the caller divides there.
+__device__ __forceinline__ float div6(float x) {
+  const float inv6 = 0.16666667163372040f;  // RN(1/6)
+  const float q0 = __fmul_rn(x, inv6);
+  return __fmaf_rn(__fmaf_rn(-6.0f, q0, x), inv6, q0);
+}
+
 __device__ __forceinline__ float e4m3_decode(uint32_t b) {
   return __half2float(__half(__nv_cvt_fp8_to_halfraw(__nv_fp8_storage_t(b), __NV_E4M3)));
 }

@@ -3,6 +3,8 @@
 // the FP8 chunk operand and its exact-span counter, and argument checks.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "cuda/wush_cuda.h"
@@ -138,6 +140,31 @@ TEST(CudaRef, NonFiniteInputIsCounted) {
   x[40] = NAN;
   RefOut r = run_ref(x, 1, 64, {QFormat::MXFP4});
   EXPECT_EQ(r.counters[kNonFinite], 1u);
+}
+
+TEST(CudaRef, MarksteinDivisionBySixIsExact) {
+  // The identity the NVFP4 quantizer's dev::div6 relies on (quant_codec.cuh): q0 = x RN(1/6),
+  // q = fma(fma(-6, q0, x), RN(1/6), q0) equals the IEEE quotient x / 6 for x >= 2^-125 (checked
+  // for all 2^31 non-negative floats once; here every 61st, and the ends of the range).
+  const float inv6 = 1.0f / 6.0f;
+  auto div6 = [&](float x) {
+    const float q0 = x * inv6;
+    return std::fma(std::fma(-6.0f, q0, x), inv6, q0);
+  };
+  int64_t checked = 0, wrong = 0;
+  auto check = [&](uint32_t u) {
+    float x;
+    std::memcpy(&x, &u, 4);
+    const float a = div6(x), e = x / 6.0f;
+    wrong += std::memcmp(&a, &e, 4) != 0;
+    ++checked;
+  };
+  const uint32_t lo = 0x01000000u, hi = 0x7F800000u;  // 2^-125 .. the largest finite float
+  for (uint32_t u = lo; u < lo + 1000; ++u) check(u);
+  for (uint32_t u = lo + 1000; u < hi - 1000; u += 61) check(u);
+  for (uint32_t u = hi - 1000; u < hi; ++u) check(u);
+  EXPECT_EQ(wrong, 0) << "of " << checked;
+  EXPECT_GT(checked, int64_t(30000000));
 }
 
 TEST(CudaApi, RejectsBadShapesWithAMessage) {
