@@ -327,7 +327,7 @@ cudaError_t run_kernel_bench(const KernelBenchOptions& opt, KernelBenchResult* o
   cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
   out->sm_clock_mhz = clock_khz / 1000;
   // The quantizer table right after the copy it is compared with: after the GEMM peaks the
-  // clocks stay lowered for a while (measured: the first quantizer case 12% slower there).
+  // clocks stay lowered for a while (measured: the first quantizer case 15% slower there).
   WUSH_BL(copy_bandwidth(opt.reps, out));
   if (opt.quant_mk > 0) WUSH_BL(quantizer_table(opt.quant_mk, opt.reps, out));
   WUSH_BL(gemm_peaks(opt.reps, out));
