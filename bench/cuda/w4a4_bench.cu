@@ -80,11 +80,6 @@ double time_us(const std::function<void(int)>& fn, int inner) {
   return ts[ts.size() / 2];
 }
 
-struct Row {
-  std::string text;
-};
-
-
 }  // namespace
 
 int main(int argc, char** argv) {
