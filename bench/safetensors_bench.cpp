@@ -3,9 +3,8 @@
 // (read_safetensors + clone vs read_file). Both sides stream through the page cache.
 #include <benchmark/benchmark.h>
 
-#include <filesystem>
-
 #include "core/atomic_file.h"
+#include "core/paths.h"
 #include "model/safetensors.h"
 
 namespace {
@@ -13,7 +12,7 @@ namespace {
 constexpr int64_t kTensors = 16, kRows = 1024, kCols = 1024;  // 16 x 2 MiB bf16 = 32 MiB
 
 std::string scratch(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("wush_bench_" + name)).string();
+  return wush::path_join(wush::temp_dir(), "wush_bench_" + name);
 }
 
 std::vector<std::pair<std::string, wush::SafeTensor>> make_tensors() {
@@ -29,7 +28,7 @@ void BM_WriteFileBaseline(benchmark::State& st) {
   std::string data(size_t(kBytes), 'x'), path = scratch("plain");
   for (auto _ : st) wush::write_file_atomic(path, data);
   st.SetBytesProcessed(st.iterations() * kBytes);
-  std::filesystem::remove(path);
+  wush::remove_file(path);
 }
 
 void BM_WriteSafetensors(benchmark::State& st) {
@@ -37,7 +36,7 @@ void BM_WriteSafetensors(benchmark::State& st) {
   std::string path = scratch("w.safetensors");
   for (auto _ : st) wush::write_safetensors(path, t);
   st.SetBytesProcessed(st.iterations() * kBytes);
-  std::filesystem::remove(path);
+  wush::remove_file(path);
 }
 
 void BM_ReadFileBaseline(benchmark::State& st) {
@@ -45,7 +44,7 @@ void BM_ReadFileBaseline(benchmark::State& st) {
   wush::write_safetensors(path, make_tensors());
   for (auto _ : st) benchmark::DoNotOptimize(wush::read_file(path));
   st.SetBytesProcessed(st.iterations() * kBytes);
-  std::filesystem::remove(path);
+  wush::remove_file(path);
 }
 
 void BM_ReadSafetensorsOwned(benchmark::State& st) {
@@ -54,14 +53,14 @@ void BM_ReadSafetensorsOwned(benchmark::State& st) {
   for (auto _ : st)
     for (auto& [name, t] : wush::read_safetensors(path)) benchmark::DoNotOptimize(t.data.clone());
   st.SetBytesProcessed(st.iterations() * kBytes);
-  std::filesystem::remove(path);
+  wush::remove_file(path);
 }
 
 void BM_OpenSafetensorsMapped(benchmark::State& st) {  // header parse + views only (what loading costs)
   std::string path = scratch("r3.safetensors");
   wush::write_safetensors(path, make_tensors());
   for (auto _ : st) benchmark::DoNotOptimize(wush::read_safetensors(path));
-  std::filesystem::remove(path);
+  wush::remove_file(path);
 }
 
 }  // namespace

@@ -12,12 +12,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace wush_fuzz {
 
@@ -43,20 +43,17 @@ inline std::vector<std::string> split_parts(const uint8_t* data, size_t size, si
 inline const std::string& scratch_dir() {
   // Never destroyed: the atexit cleanup below runs after static destructors of this scope.
   static const std::string* dir = [] {
-    std::string base = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
+    std::string base = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     auto* d = new std::string(base + "/wush-fuzz-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(*d);
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(scratch_dir(), ec);
-    });
+    if (!wush::make_dirs(*d)) std::abort();
+    std::atexit([] { wush::remove_tree(scratch_dir()); });
     return d;
   }();
   return *dir;
 }
 
 inline void reset_scratch() {
-  for (const auto& e : std::filesystem::directory_iterator(scratch_dir())) std::filesystem::remove_all(e.path());
+  for (const std::string& name : wush::list_dir(scratch_dir())) wush::remove_tree(wush::path_join(scratch_dir(), name));
 }
 
 inline std::string put_file(const std::string& name, const std::string& bytes) {
