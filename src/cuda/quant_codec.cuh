@@ -87,8 +87,10 @@ __device__ __forceinline__ GridRound round_to_spacing(float v, float C) {
 // E2M1 (§1, sat. at 6 by the caller: |v| <= 6): spacing 0.5 below 2, 1 in [2, 4), 2 from 4 on,
 // i.e. sp = 2^(e - 1) with e the exponent of max(|v|, 1). Equals e2m1_encode/e2m1_decode
 // (checked on every 97th fp32 with |v| <= 10 against the table-search reference).
-__device__ __forceinline__ uint32_t e2m1_exp_bits(float v) {  // exponent bits of max(|v|, 1)
-  return max(__float_as_uint(v) & 0x7F800000u, 0x3F800000u);
+// Exponent bits of max(|v|, lo) for a power of two lo given as its bits (1: the E2M1 grid itself;
+// f: the grid scaled by f, mx_encode_operand).
+__device__ __forceinline__ uint32_t e2m1_exp_bits(float v, uint32_t lo_bits = 0x3F800000u) {
+  return max(__float_as_uint(v) & 0x7F800000u, lo_bits);
 }
 __device__ __forceinline__ GridRound e2m1_round(float v, uint32_t ebits) {
   // C = 1.5 * 2^23 * 2^(e-1) = 2^e * 1.5 * 2^22: a product (fma pipe) rather than an integer add

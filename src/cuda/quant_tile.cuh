@@ -233,12 +233,10 @@ __device__ __forceinline__ void mx_encode_operand(const float (&y)[P], int Eg, i
       float w = __fmul_rn(y[i + u], m);
       if constexpr (F == QFormat::MXINT4) {
         w = fminf(fmaxf(w, -8.0f * f), 7.0f * f);
-        const float C = __fmul_rn(f, 12582912.0f);  // 1.5 * 2^23 f: spacing f
-        o[u] = __fsub_rn(__fadd_rn(w, C), C);
+        o[u] = dev::round_to_spacing(w, __fmul_rn(f, 12582912.0f)).r;  // C = 1.5 * 2^23 f: spacing f
       } else {
         if constexpr (F == QFormat::MXFP4_OCP) w = fminf(fmaxf(w, -6.0f * f), 6.0f * f);
-        const float C = __fmul_rn(__uint_as_float(max(__float_as_uint(w) & 0x7F800000u, fbits)), 6291456.0f);
-        o[u] = __fsub_rn(__fadd_rn(w, C), C);
+        o[u] = dev::e2m1_round(w, dev::e2m1_exp_bits(w, fbits)).r;
       }
     }
     put_fp8_pair(op, i, o[0], o[1]);
