@@ -251,7 +251,7 @@ __global__ void __launch_bounds__(kThreads, kTerms == 3 ? 2 : 4) team_quantize_k
           const uint32_t scode = dev::e4m3_encode_sat(t);
           const float2 sr = E4m3[scode & 0x7Fu];  // (s, 1/s); t >= 0 or NaN (whose sign bit is masked)
           uint32_t op[P / 2], codes;
-          tile::nv_encode<P, kCodes>(y[h], a.g, amax, sr.x, sr.y, op, codes);
+          tile::nv_encode<P, kCodes>(y[h], a.g, ga, sr.x, sr.y, op, codes);
           if (opb) tile::store_words<P / 2>(opb + size_t(off) * 2, op);
           if (row >= mrows) continue;
           if (q == 0) {

@@ -314,9 +314,9 @@ __device__ __forceinline__ void nv_encode_group(const float (&y)[P], float g, fl
   }
 }
 template <int P, bool kCodes>
-__device__ __forceinline__ void nv_encode(const float (&y)[P], float g, float amax, float sc, float rinv,
-                                          uint32_t (&op)[P / 2], uint32_t& codes) {
-  if (__fmul_rn(g, amax) > 3.40282347e38f) nv_encode_group<P, kCodes, true>(y, g, sc, rinv, op, codes);  // rare
+__device__ __forceinline__ void nv_encode(const float (&y)[P], float g, float ga, float sc, float rinv,
+                                          uint32_t (&op)[P / 2], uint32_t& codes) {  // ga = g amax
+  if (ga > 3.40282347e38f) nv_encode_group<P, kCodes, true>(y, g, sc, rinv, op, codes);  // rare
   else nv_encode_group<P, kCodes, false>(y, g, sc, rinv, op, codes);
 }
 
